@@ -1,0 +1,48 @@
+# Two commands matter: `make demo` and `make test`. Both create or reuse .venv and install
+# everything pinned by constraints.txt before they run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PACKAGES := chatra-client chatra-sandbox tap-chatra target-chatra-push
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck pytest demo bench soak constraints clean
+
+$(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed: run 'make PYTHON=python3.11 ...'"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install --quiet \
+		$(foreach p,$(PACKAGES),-e ./$(p)) -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -m "not soak"
+
+test: lint typecheck pytest
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python bench/run.py
+
+soak: install
+	$(BIN)/pytest -m soak
+
+# Re-pin every direct and transitive dependency after changing a pyproject.toml.
+constraints: install
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .meltano .chatra-push output .pytest_cache .mypy_cache .ruff_cache

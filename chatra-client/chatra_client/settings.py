@@ -1,0 +1,205 @@
+"""The connection settings both plugins share, their schema and their validation."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from singer_sdk import typing as th
+
+from chatra_client.errors import ConfigError
+from chatra_client.paths import validate_api_url
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_API_URL = "https://app.chatra.io/api"
+AUTH_METHODS = ("chatra_simple", "basic")
+DEFAULT_REQUESTS_PER_MINUTE = 60
+DEFAULT_REQUEST_TIMEOUT = 30
+DEFAULT_MAX_RETRIES = 8
+
+
+def connection_properties() -> th.PropertiesList:
+    """Return the settings for keys and HTTP, to be listed first in each plugin's schema."""
+    return th.PropertiesList(
+        th.Property(
+            "api_key_pair",
+            th.StringType,
+            secret=True,
+            title="API key pair",
+            description=(
+                "Public and secret key as one string `PUBLIC_KEY:SECRET_KEY` (Chatra dashboard: "
+                "Settings > Preferences > API keys). Use this or `public_key` + `private_key`."
+            ),
+            examples=["PUBLIC_KEY:SECRET_KEY"],
+        ),
+        th.Property(
+            "public_key",
+            th.StringType,
+            title="Public key",
+            description=(
+                "Chatra public API key (also the widget's Chatra ID). Give it with "
+                "`private_key`, or give `api_key_pair` instead."
+            ),
+        ),
+        th.Property(
+            "private_key",
+            th.StringType,
+            secret=True,
+            title="Secret key",
+            description="Chatra secret (private) API key, given together with `public_key`.",
+        ),
+        th.Property(
+            "auth_method",
+            th.StringType,
+            default="chatra_simple",
+            allowed_values=list(AUTH_METHODS),
+            title="Authentication method",
+            description=(
+                "`chatra_simple` sends `Authorization: Chatra.Simple PUBLIC:SECRET`; `basic` "
+                "sends HTTP Basic auth with the public key as user and the secret as password."
+            ),
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            title="API URL",
+            description=(
+                "Base URL of the Chatra REST API. Plain http is accepted only for 127.0.0.1 or "
+                "localhost (the local sandbox)."
+            ),
+            examples=[DEFAULT_API_URL, "http://127.0.0.1:8765/api"],
+        ),
+        th.Property(
+            "requests_per_minute",
+            th.NumberType,
+            default=DEFAULT_REQUESTS_PER_MINUTE,
+            title="Requests per minute",
+            description=(
+                "Pace of requests, spread evenly. Chatra allows 60 a minute per account; the "
+                "budget is shared by every tap and target process on this machine using the "
+                "same public key. 0 disables pacing."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=DEFAULT_REQUEST_TIMEOUT,
+            title="Request timeout",
+            description="Seconds to wait for Chatra to answer one request.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType,
+            default=DEFAULT_MAX_RETRIES,
+            title="Maximum retries",
+            description=(
+                "How many times one request is retried after a 429, a 5xx, a timeout or a "
+                "dropped connection, with exponential backoff, before the run fails."
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A Chatra key pair. The secret never appears in repr()."""
+
+    public_key: str
+    secret_key: str = field(repr=False)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, t.Any]) -> Credentials:
+        """Read the keys from `api_key_pair`, or from `public_key` + `private_key`.
+
+        Raises:
+            ConfigError: When no keys are given, a pair is malformed, or both forms are given
+                and disagree. The message never contains the secret.
+        """
+        pair = config.get("api_key_pair")
+        public = config.get("public_key")
+        secret = config.get("private_key")
+        from_pair = _split_pair(pair) if pair not in {None, ""} else None
+        if public not in {None, ""} or secret not in {None, ""}:
+            if not isinstance(public, str) or not public.strip():
+                raise ConfigError("private_key is set but public_key is missing; set both.")
+            if not isinstance(secret, str) or not secret.strip():
+                raise ConfigError("public_key is set but private_key is missing; set both.")
+            separate = cls(public.strip(), secret.strip())
+            if from_pair is not None and from_pair != separate:
+                msg = (
+                    "api_key_pair and public_key/private_key are both set and disagree; "
+                    "set only one of the two forms."
+                )
+                raise ConfigError(msg)
+            return separate
+        if from_pair is None:
+            msg = (
+                "No Chatra API keys configured: set api_key_pair (PUBLIC_KEY:SECRET_KEY) or "
+                "public_key and private_key."
+            )
+            raise ConfigError(msg)
+        return from_pair
+
+
+def _split_pair(pair: object) -> Credentials:
+    if not isinstance(pair, str) or ":" not in pair:
+        msg = "api_key_pair is malformed: expected PUBLIC_KEY:SECRET_KEY with a colon between."
+        raise ConfigError(msg)
+    public, _, secret = pair.strip().partition(":")
+    if not public.strip() or not secret.strip():
+        msg = "api_key_pair is malformed: the public or the secret half is empty."
+        raise ConfigError(msg)
+    return Credentials(public.strip(), secret.strip())
+
+
+def _number(config: Mapping[str, t.Any], key: str, default: float, *, minimum: float) -> float:
+    value = config.get(key)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = minimum - 1
+    if number < minimum or isinstance(value, bool):
+        msg = f"{key} must be a number of at least {minimum:g}, got {value!r}."
+        raise ConfigError(msg)
+    return number
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Validated connection settings, built once when a plugin starts."""
+
+    credentials: Credentials
+    api_url: str = DEFAULT_API_URL
+    auth_method: str = "chatra_simple"
+    requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, t.Any]) -> ConnectionSettings:
+        """Validate and read the shared settings from a plugin config.
+
+        Raises:
+            ConfigError: With one line saying which setting is wrong and how to fix it.
+        """
+        auth_method = config.get("auth_method") or "chatra_simple"
+        if auth_method not in AUTH_METHODS:
+            msg = f"auth_method must be one of {', '.join(AUTH_METHODS)}, got {auth_method!r}."
+            raise ConfigError(msg)
+        return cls(
+            credentials=Credentials.from_config(config),
+            api_url=validate_api_url(config.get("api_url") or DEFAULT_API_URL),
+            auth_method=auth_method,
+            requests_per_minute=_number(
+                config, "requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE, minimum=0
+            ),
+            request_timeout=_number(
+                config, "request_timeout", DEFAULT_REQUEST_TIMEOUT, minimum=0.001
+            ),
+            max_retries=int(_number(config, "max_retries", DEFAULT_MAX_RETRIES, minimum=0)),
+        )
