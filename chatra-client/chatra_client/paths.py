@@ -20,16 +20,20 @@ def escape_id(record_id: str) -> str:
     """Escape a record ID as exactly one URL path segment.
 
     Client IDs are whatever the website set, so they may hold ``/``, ``?``, ``#``, spaces or
-    non-ASCII. Every reserved character is percent-encoded, and dots too, so that ``..`` cannot
-    be read as a parent directory by anything on the way.
+    non-ASCII: every reserved character is percent-encoded. ``.`` and ``..`` are refused
+    because requests decodes an escaped dot again, and servers on the way read a bare dot
+    segment as "this" or "parent" directory.
 
     Raises:
-        InvalidIdError: If the ID is not a string, is empty or is whitespace only.
+        InvalidIdError: If the ID is not a string, is blank, or is a dot segment.
     """
     if not isinstance(record_id, str) or not record_id.strip():
         msg = f"Invalid record ID {record_id!r}: an ID must be a non-blank string."
         raise InvalidIdError(msg)
-    return quote(record_id, safe="").replace(".", "%2E")
+    if record_id in {".", ".."}:
+        msg = f"Invalid record ID {record_id!r}: a dot segment cannot name a record."
+        raise InvalidIdError(msg)
+    return quote(record_id, safe="")
 
 
 def record_path(resource: str, record_id: str) -> str:
