@@ -133,7 +133,7 @@ def raise_for_response(response: requests.Response, *, context: str) -> None:
     if 200 <= status < 300:
         return
     detail = api_message(response)
-    said = f": {detail}" if detail else ""
+    said = f": {detail.rstrip('. ')}" if detail else ""
     if status in {401, 403}:
         msg = (
             f"{context} was refused with HTTP {status}{said}. Check the Chatra public and "

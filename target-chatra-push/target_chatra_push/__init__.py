@@ -1,0 +1,1 @@
+"""Singer target that sends Chatra messages."""

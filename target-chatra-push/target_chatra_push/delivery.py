@@ -1,0 +1,381 @@
+"""One run's delivery: each row checked against the ledger, sent at most once, and counted.
+
+A row is its own unit of work. For a row to send: claim the key in the ledger (``pending``,
+committed), POST through chatra_client, then record ``sent`` with Chatra's ID (committed).
+What each error from chatra_client means here:
+
+- OutcomeUnknownError (the POST went out, the answer was lost): ``unknown``, counted
+  unconfirmed, never sent again unless `resend_unconfirmed`.
+- NotFoundError / RejectedError (400/404/422, e.g. an unknown client): ``failed`` as rejected,
+  dead-lettered; tried again on a later run when `retry_failed` is on.
+- AuthenticationError (401/403): ``failed`` as not sent, and the run stops at once.
+- RetriesExhaustedError: chatra_client retries 429/5xx and connection failures that happened
+  before the request went out; only those end here, so the POST surely had no effect. The key
+  is ``failed`` as not sent (always tried again on the next run, whatever `retry_failed`
+  says) and the run stops: Chatra has refused a whole retry budget, so carrying on would only
+  spend the same budget on every remaining row. No STATE is passed on after that row, so the
+  next run reads it again and the ledger skips what was already sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from chatra_client import (
+    AuthenticationError,
+    ChatraClient,
+    NotFoundError,
+    OutcomeUnknownError,
+    RateLimiter,
+    RejectedError,
+    RetriesExhaustedError,
+)
+from target_chatra_push.ledger import FailureKind, Ledger, LedgerError
+from target_chatra_push.outputs import DeadLetterFile, PreviewFile, SentIdsFile
+from target_chatra_push.policy import Decision, decide
+from target_chatra_push.rendering import InvalidRowError, build_outbound, key_hint
+from target_chatra_push.summary import Outcome, RunSummary
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from chatra_client import ConnectionSettings
+    from target_chatra_push.ledger import Entry
+    from target_chatra_push.mapping import MessageMapping
+    from target_chatra_push.policy import DeliveryOptions
+    from target_chatra_push.rendering import Outbound
+
+
+class RunStoppedError(Exception):
+    """The run stopped and nothing more is sent; the message is the one line the user sees."""
+
+
+_OUTCOME_OF = {
+    Decision.DUPLICATE: Outcome.DUPLICATE,
+    Decision.UNCONFIRMED: Outcome.UNCONFIRMED,
+    Decision.NOT_RETRIED: Outcome.NOT_RETRIED,
+    Decision.DEFERRED: Outcome.DEFERRED,
+}
+
+_LOG_LEVEL_OF = {Decision.DUPLICATE: logging.DEBUG, Decision.UNCONFIRMED: logging.WARNING}
+
+
+class Delivery:
+    """Sends rows of every stream of one run, sharing one ledger, client, cap and summary."""
+
+    def __init__(
+        self,
+        options: DeliveryOptions,
+        *,
+        connection: ConnectionSettings | None,
+        logger: logging.Logger,
+    ) -> None:
+        """Prepare a run; files and the HTTP client are opened on first use.
+
+        Args:
+            options: The delivery settings.
+            connection: Keys and HTTP settings; None only for a dry run without keys.
+            logger: Where row outcomes and the summary are logged.
+        """
+        self.options = options
+        self.summary = RunSummary(dry_run=options.dry_run)
+        self._connection = connection
+        self._logger = logger
+        self._ledger: Ledger | None = None
+        self._ledger_opened = False
+        self._client: ChatraClient | None = None
+        self._dead_letters = DeadLetterFile(options.dead_letter_path)
+        self._preview = PreviewFile(options.preview_path)
+        self._sent_ids: dict[Path, SentIdsFile] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._sends = 0
+        self._credentials_checked = False
+        self._finished = False
+
+    # Resources, opened on first use
+
+    def _ledger_or_none(self) -> Ledger | None:
+        if not self._ledger_opened:
+            self._ledger_opened = True
+            path = self.options.ledger_path
+            try:
+                self._ledger = (
+                    Ledger.open_read_only(path) if self.options.dry_run else Ledger.open(path)
+                )
+            except LedgerError as exc:
+                self._stop(f"{exc} Nothing was sent.")
+        return self._ledger
+
+    def _write_ledger(self) -> Ledger:
+        ledger = self._ledger_or_none()
+        if ledger is None or ledger.read_only:
+            msg = "The ledger is read-only in a dry run."
+            raise RuntimeError(msg)
+        return ledger
+
+    def _chatra(self) -> ChatraClient:
+        if self._client is None:
+            if self._connection is None:
+                msg = "No Chatra API keys are configured."
+                raise RuntimeError(msg)
+            self._client = ChatraClient(
+                self._connection,
+                limiter=RateLimiter.for_settings(self._connection),
+                logger=self._logger.getChild("chatra"),
+            )
+        return self._client
+
+    # The rules
+
+    def _decide(self, entry: Entry | None, payload_hash: str) -> tuple[Decision, str]:
+        return decide(entry, payload_hash, self.options, self._sends)
+
+    def _stop(self, message: str) -> t.NoReturn:
+        self.summary.stopped = message
+        self.finish()
+        raise RunStoppedError(message)
+
+    def _count(self, stream: str, outcome: Outcome, key: str | None) -> Outcome:
+        self.summary.add(stream, outcome, key)
+        return outcome
+
+    # Rows
+
+    def deliver(
+        self,
+        stream: str,
+        mapping: MessageMapping,
+        record: Mapping[str, t.Any],
+        key_properties: Sequence[str],
+        problem: str | None = None,
+    ) -> Outcome:
+        """Settle one row: send it, skip it, or dead-letter it.
+
+        Args:
+            stream: The stream name.
+            mapping: The stream's mapping.
+            record: The row.
+            key_properties: The stream's key properties.
+            problem: Why the row failed the stream's schema, if it did.
+
+        Returns:
+            What happened to the row.
+
+        Raises:
+            RunStoppedError: When the run must stop (refused keys, Chatra unavailable, or a bad
+                row with `on_error: fail`); everything before this row is settled.
+        """
+        try:
+            if problem is not None:
+                raise InvalidRowError("wrong_type", problem)
+            outbound = build_outbound(mapping, record, key_properties)
+        except InvalidRowError as invalid:
+            return self._invalid(stream, key_hint(mapping, record, key_properties), record, invalid)
+        if (stream, outbound.key) in self._seen:
+            why = "repeated within this input"
+            self._logger.debug("Stream %s key %s: duplicate, %s.", stream, outbound.key, why)
+            if self.options.dry_run:
+                self._preview.add(
+                    stream=stream,
+                    key=outbound.key,
+                    action="duplicate",
+                    outbound=outbound,
+                    reason=why,
+                )
+            return self._count(stream, Outcome.DUPLICATE, outbound.key)
+        self._seen.add((stream, outbound.key))
+        if self.options.dry_run:
+            return self._preview_row(stream, outbound)
+        return self._send_row(stream, mapping, record, outbound)
+
+    def _invalid(
+        self,
+        stream: str,
+        key: str | None,
+        record: Mapping[str, t.Any],
+        invalid: InvalidRowError,
+    ) -> Outcome:
+        self._logger.warning(
+            "Stream %s key %s: invalid row, not sent (%s).", stream, key, invalid.reason
+        )
+        if self.options.dry_run:
+            self._preview.add(stream=stream, key=key, action="invalid", reason=invalid.reason)
+            return self._count(stream, Outcome.INVALID, key)
+        self._dead_letters.add(
+            stream=stream, key=key, kind="invalid", reason=invalid.reason, record=record
+        )
+        self._count(stream, Outcome.INVALID, key)
+        if self.options.stop_on_bad_row:
+            self._stop(
+                f"Stopped at an invalid row (on_error is fail): stream {stream}, key {key}: "
+                f"{invalid.reason}. Fix the row (see {self.options.dead_letter_path}) or set "
+                "on_error to continue."
+            )
+        return Outcome.INVALID
+
+    def _preview_row(self, stream: str, outbound: Outbound) -> Outcome:
+        ledger = self._ledger_or_none()
+        entry = ledger.get(stream, outbound.key) if ledger else None
+        decision, why = self._decide(entry, outbound.payload_hash)
+        self._preview.add(
+            stream=stream, key=outbound.key, action=decision.value, outbound=outbound, reason=why
+        )
+        if decision is not Decision.SEND:
+            return self._count(stream, _OUTCOME_OF[decision], outbound.key)
+        self._sends += 1
+        return self._count(stream, Outcome.PREVIEWED, outbound.key)
+
+    def _send_row(
+        self,
+        stream: str,
+        mapping: MessageMapping,
+        record: Mapping[str, t.Any],
+        outbound: Outbound,
+    ) -> Outcome:
+        ledger = self._write_ledger()
+        key, payload_hash = outbound.key, outbound.payload_hash
+        entry, claimed = ledger.claim(
+            stream, key, payload_hash, lambda e: self._decide(e, payload_hash)[0] is Decision.SEND
+        )
+        decision, why = self._decide(entry, payload_hash)
+        if not claimed:
+            level = _LOG_LEVEL_OF.get(decision, logging.INFO)
+            self._logger.log(
+                level, "Stream %s key %s: %s, not sent (%s).", stream, key, decision, why
+            )
+            return self._count(stream, _OUTCOME_OF[decision], key)
+        if entry is not None:
+            self._logger.info("Stream %s key %s: sending again (%s).", stream, key, why)
+        self._sends += 1
+        return self._post(stream, mapping, record, outbound)
+
+    def _post(
+        self,
+        stream: str,
+        mapping: MessageMapping,
+        record: Mapping[str, t.Any],
+        outbound: Outbound,
+    ) -> Outcome:
+        """POST a claimed row and record the outcome in the ledger."""
+        ledger = self._write_ledger()
+        key = outbound.key
+        try:
+            created = self._chatra().create(outbound.resource, outbound.body)
+        except OutcomeUnknownError as exc:
+            ledger.mark_unknown(stream, key, str(exc))
+            self._logger.warning(
+                "Stream %s key %s: unconfirmed, the answer to the POST was lost; it will not be "
+                "sent again unless resend_unconfirmed is set.",
+                stream,
+                key,
+            )
+            return self._count(stream, Outcome.UNCONFIRMED, key)
+        except (NotFoundError, RejectedError) as exc:
+            return self._rejected(stream, record, outbound, exc)
+        except AuthenticationError as exc:
+            ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
+            self._count(stream, Outcome.DEFERRED, key)
+            self._stop(f"{exc} Nothing more was sent.")
+        except RetriesExhaustedError as exc:
+            ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
+            self._count(stream, Outcome.DEFERRED, key)
+            self._stop(
+                f"Chatra kept refusing stream {stream} key {key}: {exc} Nothing more was sent; "
+                "run again later and the rows not yet sent go out then."
+            )
+        except Exception as exc:
+            # Unforeseen: the POST may have gone out, so treat it like a lost answer.
+            ledger.mark_unknown(stream, key, f"{type(exc).__name__}: {exc}")
+            raise
+        message_id = created.get("id")
+        message_id = message_id if isinstance(message_id, str) and message_id else None
+        ledger.mark_sent(stream, key, message_id)
+        if message_id is None:
+            self._logger.warning(
+                "Stream %s key %s: sent, but Chatra's answer held no message ID.", stream, key
+            )
+        else:
+            self._logger.debug("Stream %s key %s: sent as %s.", stream, key, message_id)
+            if mapping.sent_ids_path is not None:
+                self._sent_ids_file(mapping.sent_ids_path).add(message_id)
+        return self._count(stream, Outcome.SENT, key)
+
+    def _rejected(
+        self,
+        stream: str,
+        record: Mapping[str, t.Any],
+        outbound: Outbound,
+        exc: NotFoundError | RejectedError,
+    ) -> Outcome:
+        key = outbound.key
+        self._write_ledger().mark_failed(stream, key, str(exc), FailureKind.REJECTED)
+        self._dead_letters.add(
+            stream=stream,
+            key=key,
+            kind="rejected",
+            reason=str(exc),
+            status=exc.status,
+            record=record,
+            outbound=outbound,
+        )
+        retry = "tried again next run" if self.options.retry_failed else "not retried"
+        self._logger.warning(
+            "Stream %s key %s: rejected by Chatra, %s: %s", stream, key, retry, exc
+        )
+        self._count(stream, Outcome.REJECTED, key)
+        if self.options.stop_on_bad_row:
+            self._stop(
+                f"Stopped at a rejected row (on_error is fail): stream {stream}, key {key}: {exc} "
+                "Fix the row or set on_error to continue."
+            )
+        return Outcome.REJECTED
+
+    def _sent_ids_file(self, path: Path) -> SentIdsFile:
+        if path not in self._sent_ids:
+            self._sent_ids[path] = SentIdsFile(path)
+        return self._sent_ids[path]
+
+    # meltano config test
+
+    def check_credentials(self) -> None:
+        """Prove the keys with one harmless GET instead of sending the test row (once a run).
+
+        Raises:
+            RunStoppedError: When Chatra refuses the keys or cannot be reached.
+        """
+        if self._credentials_checked:
+            return
+        self._credentials_checked = True
+        if self._connection is None:
+            self._logger.info(
+                "Test row of meltano_test_stream not sent; no API keys configured to check."
+            )
+            return
+        try:
+            self._chatra().check_credentials()
+        except AuthenticationError as exc:
+            self._stop(str(exc))
+        except RetriesExhaustedError as exc:
+            self._stop(f"Chatra could not be reached to check the keys: {exc}")
+        self._logger.info("Test row of meltano_test_stream not sent; Chatra accepted the API keys.")
+
+    # End of run
+
+    def finish(self) -> None:
+        """Log the summary, write the report and close everything; safe to call twice."""
+        if self._finished:
+            return
+        self._finished = True
+        self.summary.log(self._logger)
+        if self.options.report_path is not None:
+            self.summary.write(self.options.report_path)
+        self._dead_letters.close()
+        self._preview.close()
+        for sent_ids in self._sent_ids.values():
+            sent_ids.close()
+        if self._ledger is not None:
+            self._ledger.close()
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,101 @@
+"""The delivery rules: which settings apply, and what the ledger says to do with a key."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from target_chatra_push.ledger import FailureKind, Status
+from target_chatra_push.settings import (
+    DEFAULT_DEAD_LETTER_PATH,
+    DEFAULT_LEDGER_PATH,
+    DEFAULT_PREVIEW_PATH,
+)
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from target_chatra_push.ledger import Entry
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """The run-wide delivery settings."""
+
+    dry_run: bool = False
+    stop_on_bad_row: bool = False
+    retry_failed: bool = True
+    resend_unconfirmed: bool = False
+    resend_changed: bool = False
+    max_sends_per_run: int = 0
+    ledger_path: Path = Path(DEFAULT_LEDGER_PATH)
+    dead_letter_path: Path = Path(DEFAULT_DEAD_LETTER_PATH)
+    preview_path: Path = Path(DEFAULT_PREVIEW_PATH)
+    report_path: Path | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, t.Any]) -> DeliveryOptions:
+        """Read the delivery settings (defaults as in the settings schema)."""
+        report = config.get("report_path")
+        return cls(
+            dry_run=bool(config.get("dry_run", False)),
+            stop_on_bad_row=config.get("on_error", "continue") == "fail",
+            retry_failed=bool(config.get("retry_failed", True)),
+            resend_unconfirmed=bool(config.get("resend_unconfirmed", False)),
+            resend_changed=bool(config.get("resend_changed", False)),
+            max_sends_per_run=int(config.get("max_sends_per_run") or 0),
+            ledger_path=Path(config.get("ledger_path") or DEFAULT_LEDGER_PATH),
+            dead_letter_path=Path(config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH),
+            preview_path=Path(config.get("preview_path") or DEFAULT_PREVIEW_PATH),
+            report_path=Path(report) if report else None,
+        )
+
+
+class Decision(StrEnum):
+    """What the ledger says to do with a key; also the dry-run preview's `action`."""
+
+    SEND = "send"
+    DUPLICATE = "duplicate"
+    UNCONFIRMED = "unconfirmed"
+    NOT_RETRIED = "not_retried"
+    DEFERRED = "deferred"
+
+
+def decide(
+    entry: Entry | None, payload_hash: str, options: DeliveryOptions, sends_so_far: int
+) -> tuple[Decision, str]:
+    """Decide from a key's ledger entry whether to send it; the second item says why.
+
+    Args:
+        entry: The key's ledger entry, None for a key never seen.
+        payload_hash: Hash of the message the row renders to now.
+        options: The delivery settings.
+        sends_so_far: Messages sent (or previewed) in this run, for `max_sends_per_run`.
+    """
+    if entry is None:
+        decision, why = Decision.SEND, "new"
+    elif entry.status is Status.SENT:
+        changed = entry.payload_hash != payload_hash
+        if changed and options.resend_changed:
+            decision, why = Decision.SEND, "changed since it was sent; resend_changed is on"
+        else:
+            decision = Decision.DUPLICATE
+            why = "already sent" + (", since changed (resend_changed is off)" if changed else "")
+    elif entry.status in {Status.PENDING, Status.UNKNOWN}:
+        if options.resend_unconfirmed:
+            decision, why = Decision.SEND, "unconfirmed earlier; resend_unconfirmed is on"
+        else:
+            decision = Decision.UNCONFIRMED
+            why = f"an earlier send was never confirmed ({entry.status.value})"
+    elif entry.failure_kind is FailureKind.NOT_SENT:
+        decision, why = Decision.SEND, "not sent earlier; trying again"
+    elif options.retry_failed:
+        decision, why = Decision.SEND, "rejected earlier; retry_failed is on"
+    else:
+        decision, why = Decision.NOT_RETRIED, "rejected earlier; retry_failed is off"
+    cap = options.max_sends_per_run
+    if decision is Decision.SEND and cap and sends_so_far >= cap:
+        decision, why = Decision.DEFERRED, f"max_sends_per_run ({cap}) reached"
+    return decision, why

@@ -1,0 +1,265 @@
+"""Turning one row into one Chatra request.
+
+The request holds the text (plain or from a Jinja2 template) and the body for the chosen mode;
+with it come the dedupe key and a hash of what the client would see.
+
+Templates run in Jinja2's sandbox with strict undefined: a template that uses a variable the
+row lacks, or prints a null, makes the row invalid rather than sending a message with a blank.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import typing as t
+from dataclasses import dataclass
+
+import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+from target_chatra_push.settings import AGENT_MESSAGE
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from target_chatra_push.mapping import MessageMapping
+
+MAX_TEXT_LENGTH = 5000
+
+
+class InvalidRowError(Exception):
+    """A row that must never be sent; `reason` says why (it may quote the row's values)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _NullPrintedError(Exception):
+    """A template expression printed a null value."""
+
+
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise _NullPrintedError
+    return value
+
+
+def new_environment() -> SandboxedEnvironment:
+    """The Jinja2 environment for message templates: sandboxed, strict, plain text."""
+    return SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # chat text is plain text, not HTML
+        finalize=_refuse_null,
+        keep_trailing_newline=False,
+    )
+
+
+def compile_template(source: str) -> jinja2.Template:
+    """Compile a message template; raises jinja2.TemplateSyntaxError when it does not compile."""
+    return new_environment().from_string(source)
+
+
+def render_text(template: jinja2.Template, record: Mapping[str, t.Any]) -> str:
+    """Render a template with the row's properties (and the whole row as `row`).
+
+    Raises:
+        InvalidRowError: When the row lacks a variable, a value printed is null, or the
+            template fails on this row.
+    """
+    try:
+        return template.render({**record, "row": record})
+    except jinja2.UndefinedError as exc:
+        raise InvalidRowError("template_error", f"text_template: {exc.message}") from None
+    except _NullPrintedError:
+        raise InvalidRowError(
+            "template_error",
+            "text_template printed a null value; give it a fallback, e.g. "
+            "{{ name | default('there', true) }}",
+        ) from None
+    except SecurityError as exc:
+        raise InvalidRowError("template_error", f"text_template: {exc}") from None
+    except Exception as exc:  # any failure of a user's template on one row
+        raise InvalidRowError(
+            "template_error", f"text_template failed on this row: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def json_default(value: object) -> object:
+    """JSON form of the values a parsed Singer row may hold: datetimes as ISO, others as str."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def canonical_json(value: object) -> str:
+    """Stable JSON: sorted keys, no spaces, datetimes in ISO form."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default
+    )
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """The request one row becomes."""
+
+    resource: str
+    body: dict[str, t.Any]
+    key: str
+
+    @property
+    def path(self) -> str:
+        """The API path the request goes to."""
+        return f"/{self.resource}/"
+
+    @property
+    def payload_hash(self) -> str:
+        """Hash of what the client would see, to notice a changed message for a sent key.
+
+        `receivedFrom` is left out: renaming the sender tag is no reason to message anyone again.
+        """
+        seen = {k: v for k, v in self.body.items() if k != "receivedFrom"}
+        digest = hashlib.sha256(canonical_json([self.resource, seen]).encode())
+        return digest.hexdigest()
+
+
+def _describe_type(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        dict: "an object",
+        list: "an array",
+    }.get(type(value), f"a {type(value).__name__}")
+
+
+def _client_id(mapping: MessageMapping, record: Mapping[str, t.Any]) -> str:
+    prop = mapping.client_id_property
+    value = record.get(prop)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Sites may set numeric client IDs; Chatra holds every ID as a string.
+        value = str(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidRowError("missing_client_id", f"no client ID: '{prop}' is missing or empty")
+    if not isinstance(value, str):
+        raise InvalidRowError(
+            "wrong_type", f"wrong type: '{prop}' holds {_describe_type(value)}, not a string"
+        )
+    return value
+
+
+def _text(mapping: MessageMapping, record: Mapping[str, t.Any]) -> str:
+    if mapping.template is not None:
+        text = render_text(mapping.template, record)
+    else:
+        prop = mapping.text_property
+        value = record.get(prop)
+        if value is None:
+            raise InvalidRowError("empty_text", f"empty text: '{prop}' is missing or null")
+        if not isinstance(value, str):
+            raise InvalidRowError(
+                "wrong_type", f"wrong type: '{prop}' holds {_describe_type(value)}, not a string"
+            )
+        text = value
+    if not text.strip():
+        raise InvalidRowError("empty_text", "empty text: the message text is blank")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidRowError(
+            "text_too_long",
+            f"text too long: {len(text)} characters; Chatra takes at most {MAX_TEXT_LENGTH}",
+        )
+    return text
+
+
+def _optional_id(record: Mapping[str, t.Any], prop: str | None, fallback: str | None) -> str | None:
+    if prop is None:
+        return fallback
+    value = record.get(prop)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return fallback
+    if not isinstance(value, str):
+        raise InvalidRowError(
+            "wrong_type", f"wrong type: '{prop}' holds {_describe_type(value)}, not a string"
+        )
+    return value
+
+
+def _body(mapping: MessageMapping, record: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    body: dict[str, t.Any] = {
+        "clientId": _client_id(mapping, record),
+        "text": _text(mapping, record),
+    }
+    agent_id = _optional_id(record, mapping.agent_id_property, mapping.agent_id)
+    if mapping.mode == AGENT_MESSAGE:
+        if agent_id is not None:
+            body["agentId"] = agent_id
+        elif mapping.agent_email and mapping.agent_name:
+            body["agentEmail"] = mapping.agent_email
+            body["agentName"] = mapping.agent_name
+        else:
+            prop = mapping.agent_id_property
+            raise InvalidRowError(
+                "missing_agent", f"no agent: '{prop}' is empty and no fallback agent is set"
+            )
+    else:
+        group_id = _optional_id(record, mapping.group_id_property, mapping.group_id)
+        if agent_id is not None:
+            body["agentId"] = agent_id
+        elif group_id is not None:
+            body["groupId"] = group_id
+    if mapping.received_from:
+        body["receivedFrom"] = mapping.received_from
+    return body
+
+
+def _dedupe_key(
+    properties: Sequence[str], record: Mapping[str, t.Any], body: Mapping[str, t.Any]
+) -> str:
+    if not properties:
+        content = f"{body['clientId']}\n{body['text']}"
+        return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+    values = []
+    for prop in properties:
+        value = record.get(prop)
+        if value is None:
+            raise InvalidRowError("missing_key", f"no dedupe key: '{prop}' is missing or null")
+        values.append(value)
+    return canonical_json(values)
+
+
+def key_hint(
+    mapping: MessageMapping, record: Mapping[str, t.Any], key_properties: Sequence[str]
+) -> str | None:
+    """The dedupe key of a row that could not become a message, when it can be told."""
+    properties = mapping.dedupe_key_properties or tuple(key_properties)
+    values = [record.get(prop) for prop in properties]
+    if not values or any(value is None for value in values):
+        return None
+    return canonical_json(values)
+
+
+def build_outbound(
+    mapping: MessageMapping,
+    record: Mapping[str, t.Any],
+    key_properties: Sequence[str],
+) -> Outbound:
+    """Build the request for one row.
+
+    Args:
+        mapping: The stream's resolved mapping settings.
+        record: The row.
+        key_properties: The stream's key properties, used when the mapping names no dedupe key.
+
+    Raises:
+        InvalidRowError: When the row cannot become a valid message.
+    """
+    body = _body(mapping, record)
+    properties = mapping.dedupe_key_properties or tuple(key_properties)
+    return Outbound(
+        resource=mapping.resource,
+        body=body,
+        key=_dedupe_key(properties, record, body),
+    )

@@ -1,0 +1,92 @@
+"""The SQLite ledger: committed at every step, readable without a trace, one claim per key."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from target_chatra_push.ledger import FailureKind, Ledger, LedgerError, Status
+
+
+def test_each_step_is_committed_and_visible_to_another_connection(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger.open(path)
+    other = Ledger.open(path)
+    try:
+        _, claimed = ledger.claim("s", "k", "h1", lambda e: e is None)
+        assert claimed
+        assert other.get("s", "k").status is Status.PENDING
+        ledger.mark_sent("s", "k", "MSG1")
+        assert (other.get("s", "k").status, other.get("s", "k").message_id) == (
+            Status.SENT,
+            "MSG1",
+        )
+    finally:
+        ledger.close()
+        other.close()
+
+
+def test_a_claimed_key_cannot_be_claimed_again(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    first, second = Ledger.open(path), Ledger.open(path)
+    try:
+        assert first.claim("s", "k", "h", lambda e: e is None)[1]
+        entry, claimed = second.claim("s", "k", "h", lambda e: e is None)
+        assert not claimed
+        assert entry.status is Status.PENDING
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_retry_counts_attempts_and_clears_the_failure(tmp_path):
+    ledger = Ledger.open(tmp_path / "ledger.sqlite")
+    try:
+        ledger.claim("s", "k", "h", lambda e: True)
+        ledger.mark_failed("s", "k", "HTTP 404", FailureKind.REJECTED)
+        ledger.claim("s", "k", "h2", lambda e: True)
+        entry = ledger.get("s", "k")
+        assert (entry.status, entry.failure_kind, entry.attempts, entry.payload_hash) == (
+            Status.PENDING,
+            None,
+            2,
+            "h2",
+        )
+    finally:
+        ledger.close()
+
+
+def test_read_only_open_creates_nothing(tmp_path):
+    assert Ledger.open_read_only(tmp_path / "missing.sqlite") is None
+    path = tmp_path / "ledger.sqlite"
+    Ledger.open(path).close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    ledger = Ledger.open_read_only(path)
+    assert ledger is not None
+    assert ledger.get("s", "k") is None
+    with pytest.raises(sqlite3.OperationalError):
+        ledger.claim("s", "k", "h", lambda e: True)
+    ledger.close()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_ledger_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+
+    with pytest.raises(LedgerError, match="newer target-chatra-push"):
+        Ledger.open(path)
+
+
+def test_an_unusable_ledger_stops_the_run_before_any_send(sandbox, kit):
+    kit.ledger_path.parent.mkdir(parents=True)
+    kit.ledger_path.write_text("not a database")
+    run = kit.run(kit.config(sandbox), "orders.singer", stops=True)
+
+    assert "cannot be opened" in run.stopped
+    assert sandbox.request_log() == []

@@ -1,0 +1,81 @@
+"""STATE is passed on as soon as every row before it is settled, and never before.
+
+These tests guard `TargetChatraPush._process_state_message`, which changes how SDK 0.54
+drains STATE (by default only every five minutes or at the end of input). If an SDK upgrade
+stops calling that hook, STATE lines come out only at the end and these tests fail.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+
+from target_chatra_push.target import TargetChatraPush
+
+
+class _Stdout(io.StringIO):
+    """Records, for each STATE written, how many messages the sandbox had by then."""
+
+    def __init__(self, sandbox) -> None:
+        super().__init__()
+        self.sandbox = sandbox
+        self.written: list[tuple[dict, int]] = []
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.written.append((json.loads(text), len(self.sandbox.sends())))
+        return super().write(text)
+
+
+def _replication_key(state: dict) -> int:
+    return state["bookmarks"]["orders"]["replication_key_value"]
+
+
+def test_each_state_follows_the_rows_before_it_at_once(sandbox, kit):
+    lines = kit.resource("orders_with_states.singer").splitlines(keepends=True)
+    stdout = _Stdout(sandbox)
+    # For each input line: how many STATE lines had been written when the target asked for it.
+    states_before_line: list[int] = []
+
+    def feed():
+        for line in lines:
+            states_before_line.append(len(stdout.written))
+            yield line
+
+    target = TargetChatraPush(config=kit.config(sandbox))
+    with redirect_stdout(stdout):
+        target.listen(feed())
+
+    keys_and_sends = [(_replication_key(state), sends) for state, sends in stdout.written]
+    # Each STATE went out after exactly the rows before it were sent ...
+    assert keys_and_sends[:3] == [(101, 2), (102, 3), (104, 5)]
+    # ... and before the next line was read (line 4 follows the first STATE, line 6 the second).
+    assert states_before_line[4] == 1
+    assert states_before_line[6] == 2
+    # The SDK writes the latest STATE once more at the end of input; that repeat is harmless.
+    assert [key for key, _ in keys_and_sends[3:]] in ([], [104])
+
+
+def test_no_state_after_a_row_that_stopped_the_run(sandbox, kit):
+    lines = kit.resource("orders_with_states.singer").splitlines(keepends=True)
+    # Make the row after the first STATE one that Chatra rejects, and stop on it.
+    lines[4] = lines[4].replace("client-cy", "client-nobody")
+    run = kit.run(kit.config(sandbox, on_error="fail"), "".join(lines), stops=True)
+
+    assert [_replication_key(state) for state in run.states] == [101]
+
+
+def test_unconfirmed_rows_are_settled_and_state_moves_on(sandbox_with, kit):
+    sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
+    run = kit.run(kit.config(sandbox, max_retries=0), "orders_with_states.singer")
+
+    assert [_replication_key(state) for state in run.states][:3] == [101, 102, 104]
+    assert run.count("unconfirmed") == 5
+
+
+def test_dry_run_passes_no_state_on(sandbox, kit):
+    run = kit.run(kit.config(sandbox, dry_run=True), "orders_with_states.singer")
+
+    assert run.stdout == ""
+    assert run.count("previewed") == 5
