@@ -1,0 +1,143 @@
+"""Runtime options of a sandbox: the rate limit and every kind of injected fault."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_RATES = (
+    "latency_spike_rate",
+    "error_rate",
+    "html_error_share",
+    "reset_rate",
+    "post_reset_after_commit_rate",
+)
+_NON_NEGATIVE = ("requests_per_minute", "latency_ms", "latency_spike_ms")
+
+
+@dataclass(frozen=True)
+class Burst429:
+    """After every ``every`` API requests, answer the next ``count`` with 429."""
+
+    every: int
+    count: int
+
+    @classmethod
+    def parse(cls, value: object) -> Burst429 | None:
+        """Read ``None``, ``{"every": N, "count": M}``, ``[N, M]`` or ``"N:M"``.
+
+        Raises:
+            ValueError: If the value has another shape or N < 0 or M < 1.
+        """
+        if value is None or isinstance(value, Burst429):
+            return value
+        parts: list[object]
+        if isinstance(value, Mapping):
+            parts = [value.get("every"), value.get("count")]
+        elif isinstance(value, str):
+            parts = list(value.split(":"))
+        elif isinstance(value, list | tuple):
+            parts = list(value)
+        else:
+            parts = []
+        try:
+            every, count = (int(str(part)) for part in parts)
+        except ValueError:
+            msg = f"burst_429 must look like {{'every': N, 'count': M}}, got {value!r}."
+            raise ValueError(msg) from None
+        if every < 0 or count < 1:
+            msg = "burst_429 needs every >= 0 and count >= 1."
+            raise ValueError(msg)
+        return cls(every, count)
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything that can change while a sandbox runs (all faults off by default).
+
+    Attributes:
+        requests_per_minute: Rate limit per key pair; 0 means unlimited.
+        latency_ms: Latency added to every API request.
+        latency_spike_rate: Share of API requests that get ``latency_spike_ms`` more.
+        latency_spike_ms: Extra latency of a spike.
+        error_rate: Share of API requests answered with 500, 502 or 503.
+        html_error_share: Share of those errors with an HTML body instead of JSON.
+        burst_429: Bursts of 429 answers, independent of the rate limit.
+        retry_after: Whether 429 answers carry a ``Retry-After`` header.
+        reset_rate: Share of API requests whose connection is dropped without an answer.
+        post_reset_after_commit_rate: Share of accepted POSTs that are committed (and logged as
+            sent) but whose connection is then dropped before the answer.
+        fail_ids: The first ``n`` requests for each record ID are answered with 503.
+        fault_seed: Seed of the generator that decides which requests get faults.
+    """
+
+    requests_per_minute: float = 0
+    latency_ms: float = 0
+    latency_spike_rate: float = 0
+    latency_spike_ms: float = 0
+    error_rate: float = 0
+    html_error_share: float = 0
+    burst_429: Burst429 | None = None
+    retry_after: bool = True
+    reset_rate: float = 0
+    post_reset_after_commit_rate: float = 0
+    fail_ids: Mapping[str, int] = field(default_factory=dict)
+    fault_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in _RATES:
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                msg = f"{name} must be between 0 and 1, got {value!r}."
+                raise ValueError(msg)
+        for name in _NON_NEGATIVE:
+            if getattr(self, name) < 0:
+                msg = f"{name} must not be negative."
+                raise ValueError(msg)
+        if any(not isinstance(n, int) or n < 0 for n in self.fail_ids.values()):
+            msg = "fail_ids must map record IDs to non-negative integers."
+            raise ValueError(msg)
+
+    @classmethod
+    def option_names(cls) -> frozenset[str]:
+        """Return the names ``updated`` accepts."""
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    def updated(self, **changes: Any) -> SandboxConfig:
+        """Return a copy with ``changes`` applied and checked.
+
+        Raises:
+            TypeError: For an unknown option name.
+            ValueError: For an invalid value.
+        """
+        unknown = set(changes) - self.option_names()
+        if unknown:
+            msg = f"Unknown sandbox option(s): {', '.join(sorted(unknown))}."
+            raise TypeError(msg)
+        if "burst_429" in changes:
+            changes["burst_429"] = Burst429.parse(changes["burst_429"])
+        if "fail_ids" in changes:
+            changes["fail_ids"] = dict(changes["fail_ids"] or {})
+        if "retry_after" in changes and not isinstance(changes["retry_after"], bool):
+            msg = "retry_after must be true or false."
+            raise ValueError(msg)
+        for name in (*_RATES, *_NON_NEGATIVE):
+            if name in changes and not _is_number(changes[name]):
+                msg = f"{name} must be a number."
+                raise ValueError(msg)
+        if "fault_seed" in changes and not isinstance(changes["fault_seed"], int):
+            msg = "fault_seed must be an integer."
+            raise ValueError(msg)
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the options as JSON-ready values."""
+        data = dataclasses.asdict(self)
+        data["fail_ids"] = dict(self.fail_ids)
+        return data
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

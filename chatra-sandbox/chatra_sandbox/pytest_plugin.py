@@ -1,0 +1,44 @@
+"""pytest fixtures for a running sandbox (auto-loaded through the ``pytest11`` entry point).
+
+The server module is imported only when a fixture is used, so loading the plugin costs
+nothing in test runs that never start a sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from chatra_sandbox.server import SandboxServer
+
+#: Data sizes of the ``chatra_sandbox`` fixture.
+SMALL_DATA = {"seed": 42, "clients": 20, "messages": 60, "pushed_messages": 15}
+
+
+@pytest.fixture
+def chatra_sandbox_factory() -> Iterator[Callable[..., SandboxServer]]:
+    """Return a function ``**options -> started SandboxServer``; all are stopped at teardown."""
+    from chatra_sandbox.server import SandboxServer  # noqa: PLC0415 - see module docstring
+
+    servers: list[SandboxServer] = []
+
+    def start(**options: Any) -> SandboxServer:
+        server = SandboxServer(**options)
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def chatra_sandbox(chatra_sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
+    """Return a started sandbox: unlimited rate, no faults, 20 clients, 60 + 15 messages."""
+    return chatra_sandbox_factory(**SMALL_DATA, requests_per_minute=0)

@@ -1,0 +1,256 @@
+"""``SandboxServer``: the sandbox app served by uvicorn on a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from typing_extensions import override
+
+from chatra_sandbox.app import create_app
+from chatra_sandbox.auth import DEFAULT_PUBLIC_KEY, DEFAULT_SECRET_KEY, KeyCheck
+from chatra_sandbox.config import SandboxConfig
+from chatra_sandbox.connection import SandboxH11Protocol
+from chatra_sandbox.data import SandboxStore
+from chatra_sandbox.state import SandboxState
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+    from typing import Self
+
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 10.0
+_GRACE_PERIOD = 2.0
+
+
+class _QuickServer(uvicorn.Server):
+    """uvicorn's server, made to stop within milliseconds instead of a few tenths of a second.
+
+    Test suites start and stop a sandbox per test, so uvicorn's 0.1 s polling in its main loop
+    and shutdown would add up. Everything else is uvicorn's own behaviour.
+    """
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @override
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864_000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    @override
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        # uvicorn's own shutdown, minus its fixed 0.1 s sleeps and the lifespan shutdown
+        # (lifespan is off): close listeners, close idle connections, let answers finish.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + _GRACE_PERIOD
+        state = self.server_state
+        while (state.connections or state.tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        for task in list(state.tasks):
+            task.cancel()
+        for server in self.servers:
+            await server.wait_closed()
+
+    def request_exit(self) -> None:
+        """Ask the server to stop; callable from any thread."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+
+def _serve(server: uvicorn.Server) -> None:
+    # uvicorn exits (SystemExit) when it cannot bind, after logging why; start() notices the
+    # ended thread and raises, so the exit must not escape as an unhandled thread exception.
+    with contextlib.suppress(SystemExit):
+        server.run()
+
+
+class SandboxServer:
+    """A local Chatra API on ``127.0.0.1``, with seeded data, a rate limit and faults.
+
+    Args:
+        seed: Seed of the generated data.
+        clients: Number of seeded clients.
+        messages: Number of seeded messages.
+        pushed_messages: Number of seeded pushed messages.
+        public_key: The account's public key.
+        secret_key: The account's secret key.
+        port: Port to listen on; 0 picks a free one.
+        log_file: Optional file to append every API request to, as JSON lines.
+        **options: Runtime options (see ``SandboxConfig``): ``requests_per_minute`` (0 =
+            unlimited), ``latency_ms``, ``error_rate``, ``reset_rate``, ``burst_429``,
+            ``retry_after``, ``fail_ids``, ``fault_seed`` and the other fault settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 42,
+        clients: int = 20,
+        messages: int = 60,
+        pushed_messages: int = 15,
+        public_key: str = DEFAULT_PUBLIC_KEY,
+        secret_key: str = DEFAULT_SECRET_KEY,
+        port: int = 0,
+        log_file: str | Path | None = None,
+        **options: Any,
+    ) -> None:
+        config = SandboxConfig().updated(**options)
+        self.store = SandboxStore(
+            seed=seed, clients=clients, messages=messages, pushed_messages=pushed_messages
+        )
+        self._state = SandboxState(self.store, KeyCheck(public_key, secret_key), config, log_file)
+        self.public_key = public_key
+        self.secret_key = secret_key
+        self._requested_port = port
+        self._port: int | None = None
+        self._server: _QuickServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def key_pair(self) -> str:
+        """The keys as one ``PUBLIC:SECRET`` string."""
+        return f"{self.public_key}:{self.secret_key}"
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        Raises:
+            RuntimeError: If the server is not running.
+        """
+        if self._port is None:
+            msg = "The sandbox server is not running; call start() first."
+            raise RuntimeError(msg)
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, ``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The API base URL, ``http://127.0.0.1:PORT/api``."""
+        return f"{self.url}/api"
+
+    def start(self) -> Self:
+        """Start serving on a background thread and wait until the port is bound.
+
+        Returns:
+            The server itself.
+
+        Raises:
+            RuntimeError: If it was started before, or could not start.
+        """
+        if self._thread is not None:
+            msg = "A SandboxServer can be started only once."
+            raise RuntimeError(msg)
+        config = uvicorn.Config(
+            create_app(self._state),
+            host="127.0.0.1",
+            port=self._requested_port,
+            http=SandboxH11Protocol,
+            ws="none",
+            lifespan="off",
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+        )
+        server = _QuickServer(config)
+        thread = threading.Thread(target=_serve, args=(server,), name="chatra-sandbox", daemon=True)
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                msg = (
+                    f"The sandbox server could not start on port {self._requested_port}"
+                    " (see the uvicorn.error log)."
+                )
+                raise RuntimeError(msg)
+            time.sleep(0.001)
+        self._port = int(server.servers[0].sockets[0].getsockname()[1])
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end; safe to call more than once."""
+        server, thread = self._server, self._thread
+        if server is not None and thread is not None and thread.is_alive():
+            server.request_exit()
+            thread.join(_STOP_TIMEOUT)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(_STOP_TIMEOUT)
+        self._port = None
+        self._state.log.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def configure(self, **options: Any) -> dict[str, Any]:
+        """Change the rate limit or faults while running (see ``SandboxConfig``).
+
+        Returns:
+            The full new configuration.
+
+        Raises:
+            TypeError: For an unknown option.
+            ValueError: For an invalid value.
+        """
+        return self._state.configure(**options).to_json()
+
+    def config(self) -> dict[str, Any]:
+        """Return the current runtime configuration."""
+        return self._state.config.to_json()
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """Return every API request so far: method, path (raw), record_id, resource, status, ...
+
+        Entries also hold ``t`` (epoch seconds), ``auth_ok`` and ``fault`` (None, or the kind
+        of injected fault); a dropped connection has status None.
+        """
+        return self._state.log.requests()
+
+    def sends(self) -> list[dict[str, Any]]:
+        """Return every committed POST: resource, id, body, t and response_dropped."""
+        return self._state.log.sends()
+
+    def reset_log(self) -> None:
+        """Forget the request and send logs."""
+        self._state.log.reset()
+
+    def ids(self, stream: str) -> list[str]:
+        """Return the current IDs of ``messages``, ``pushed_messages`` or ``clients``."""
+        return self.store.ids(stream)
+
+    def write_id_files(self, directory: str | Path) -> dict[str, Path]:
+        """Write ``messages.txt``, ``pushed_messages.txt`` and ``clients.txt`` to ``directory``."""
+        return self.store.write_id_files(directory)
