@@ -1,0 +1,68 @@
+"""What every benchmark needs: sizes, a working folder, and the report it adds to."""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+from bench.harness import executable
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+    from bench.report import Report
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Record counts and window lengths (the issue's values by default)."""
+
+    overhead_ids: int = 5_000
+    scaling_small: int = 10_000
+    scaling_large: int = 100_000
+    target_rows: int = 5_000
+    window: float = 90.0
+    rpm: float = 600.0
+    latency_ms: float = 200.0
+    # Seconds a plugin gets to start before a window's first request; the window is measured
+    # from the first request the sandbox sees, so start-up is never counted in a rate.
+    startup_margin: float = 6.0
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        """Tiny sizes for the smoke test: every code path, none of the statistics."""
+        return cls(
+            overhead_ids=100,
+            scaling_small=100,
+            scaling_large=400,
+            target_rows=100,
+            window=2.0,
+            rpm=600.0,
+            latency_ms=50.0,
+            startup_margin=3.0,
+        )
+
+
+@dataclass
+class Context:
+    """One benchmark run."""
+
+    workdir: Path
+    report: Report
+    sizes: Sizes
+
+    def folder(self, name: str) -> Path:
+        """A fresh sub-folder of the working folder."""
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @staticmethod
+    def tap() -> str:
+        """The tap's console script."""
+        return executable("tap-chatra")
+
+    @staticmethod
+    def target() -> str:
+        """The target's console script."""
+        return executable("target-chatra-push")

@@ -1,0 +1,295 @@
+"""The base stream: one GET per ID through the SDK's request hooks, a few in flight at once.
+
+Records are emitted in ID order from the main thread; per-ID state is updated only after the
+record it covers has been written, so every STATE message covers exactly what was emitted.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import typing as t
+from collections import Counter
+from functools import cached_property
+
+from singer_sdk.streams import RESTStream
+from singer_sdk.streams.rest import PageContext
+from typing_extensions import override
+
+from chatra_client import (
+    InvalidIdError,
+    NotFoundError,
+    RejectedError,
+    RetriesExhaustedError,
+    raise_for_response,
+    record_path,
+    retrying,
+)
+from tap_chatra.errors import FetchFailedError, UnexpectedBodyError
+from tap_chatra.id_state import IdState, Plan, fingerprint, plan_fetches
+from tap_chatra.progress import Periodic, Progress
+from tap_chatra.records import RecordShaper
+from tap_chatra.workers import WorkerPool, in_order
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from concurrent.futures import Future
+
+    import requests
+    from singer_sdk.helpers.types import Auth, Context, RequestFunc
+
+    from tap_chatra.tap import TapChatra
+
+Body: t.TypeAlias = dict[str, t.Any]
+
+
+class ChatraStream(RESTStream[None]):
+    """A Chatra resource fetched one record per ID, with per-ID state."""
+
+    #: The API resource name, e.g. ``pushedMessages``.
+    resource: t.ClassVar[str]
+    #: Clients are fetched every run and emitted only when changed; messages only once.
+    refreshes_every_run: t.ClassVar[bool] = False
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
+
+    def __init__(self, tap: TapChatra) -> None:
+        super().__init__(tap)
+        self._chatra = tap
+        self._pool: WorkerPool | None = None
+
+    # HTTP: the SDK's hooks, backed by chatra_client.
+
+    @property
+    @override
+    def url_base(self) -> str:
+        return self._chatra.connection.api_url
+
+    @property
+    @override
+    def authenticator(self) -> Auth:
+        return self._chatra.http.auth
+
+    @property
+    @override
+    def requests_session(self) -> requests.Session:
+        return self._chatra.http.session
+
+    @property
+    @override
+    def timeout(self) -> float:  # type: ignore[override]  # requests takes float seconds
+        return self._chatra.connection.request_timeout
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        record_id = (context or {}).get("id", "")
+        return self.url_base + record_path(self.resource, record_id)
+
+    @override
+    def get_new_paginator(self) -> None:
+        return None
+
+    @override
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        http = self._chatra.http
+        return retrying(
+            func,
+            policy=http.policy,
+            limiter=http.limiter,
+            logger=self.logger,
+            describe=f"{self.name}: GET",
+            sleep=self._pool.interruptible_sleep if self._pool else time.sleep,
+        )
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        request = response.request
+        raise_for_response(response, context=f"{self.name}: {request.method} {request.path_url}")
+
+    @override
+    def response_error_message(self, response: requests.Response) -> str:
+        # Never the body: it may hold chat text, which is personal data.
+        request = response.request
+        status = response.status_code
+        return f"{self.name}: {request.method} {request.path_url} answered HTTP {status}"
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[Body]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            msg = (
+                f"{self.name}: GET {response.request.path_url} answered HTTP "
+                f"{response.status_code} without a JSON object; is api_url right?"
+            )
+            raise UnexpectedBodyError(msg, status=response.status_code)
+        yield body
+
+    # Per-ID state.
+
+    @cached_property
+    def id_state(self) -> IdState:
+        """This stream's per-ID map, inside its STATE bookmark."""
+        return IdState(self.stream_state, logger=self.logger)
+
+    def emit_state_now(self) -> None:
+        """Write a STATE message now; it covers every record written so far.
+
+        The one place that changes SDK behaviour through its internals. The SDK writes STATE
+        only every `STATE_MSG_FREQUENCY` (10,000) records and at the end of a stream, and only
+        if a RECORD was written since the last one (`state_manager.is_flushed`). Per-ID state
+        also changes without a RECORD (404s, unchanged clients) and must reach Meltano every
+        `state_flush_seconds` of an hours-long run, so this marks the state unflushed and calls
+        the SDK's own writer, which still skips a STATE equal to the last one written.
+        tests/test_sdk_internals.py fails if an SDK upgrade changes either.
+        """
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    # What to fetch; subclasses add to these.
+
+    def source_ids(self) -> list[str]:
+        """Every ID this stream was given, in order, without duplicates."""
+        return self._chatra.id_lists.for_stream(self.name)
+
+    def plan(self, now: float) -> Plan:
+        """Which of the source IDs to fetch in this run."""
+        return plan_fetches(
+            self.source_ids(),
+            self.id_state,
+            now=int(now),
+            missing_retry_seconds=self._chatra.missing_retry_seconds,
+            refresh_started=None,
+        )
+
+    def stamp(self) -> int:
+        """The time to record for a fetch or a 404 now, in whole epoch seconds."""
+        return int(time.time())
+
+    def after_emit(self, record: Body) -> None:
+        """Called once a record has been written (and before STATE can mention it)."""
+
+    def finish(self, now: float) -> None:
+        """Called when every planned ID is done, before the stream's final STATE."""
+
+    # The sync loop.
+
+    def _starter(self, fetch: RequestFunc) -> Callable[[str], Callable[[], Body]]:
+        def start(record_id: str) -> Callable[[], Body]:
+            context = {"id": record_id}
+            page: PageContext[None] = PageContext(stream_context=context, next_page_token=None)
+            http_request = self.get_http_request(page=page)
+            prepared = self.build_prepared_request(
+                method=http_request.method,
+                url=http_request.url,
+                params=http_request.encode_params(),
+                headers=http_request.headers,
+            )
+            return functools.partial(self._fetch_body, fetch, prepared, context)
+
+        return start
+
+    def _fetch_body(
+        self, fetch: RequestFunc, prepared: requests.PreparedRequest, context: Context
+    ) -> Body:
+        response = fetch(prepared, context)
+        return next(iter(self.parse_response(response)))
+
+    def _log_plan(self, plan: Plan) -> None:
+        skipped = [
+            (plan.already_fetched, "already fetched"),
+            (plan.done_in_this_refresh, "done before the interruption of this refresh"),
+            (plan.missing_not_due, "missing (404) and not yet due for a retry"),
+        ]
+        reasons = ", ".join(f"{count} {why}" for count, why in skipped if count)
+        self.logger.info(
+            "%s: %d IDs to fetch%s.",
+            self.name,
+            len(plan.to_fetch),
+            f"; skipped {reasons}" if reasons else "",
+        )
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[Body]:
+        plan = self.plan(time.time())
+        self._log_plan(plan)
+        concurrency = int(self.config.get("max_concurrency", 4))
+        progress = Progress(
+            self.name, len(plan.to_fetch), self.logger, interval=self._chatra.progress_interval
+        )
+        flush_seconds = float(self.config.get("state_flush_seconds", 10))
+        periodic: Periodic[Body] = Periodic(progress, self.emit_state_now, flush_seconds)
+        counts: Counter[str] = Counter()
+        with WorkerPool(concurrency, name=f"{self.tap_name}-{self.name}") as pool:
+            self._pool = pool
+            try:
+                fetch = self.request_decorator(self._request)
+                calls = in_order(pool, plan.to_fetch, self._starter(fetch), ahead=2 * concurrency)
+                with self.get_http_request_counter() as request_counter:
+                    for record_id, future in calls:
+                        body = self._settle(record_id, future, periodic, counts)
+                        request_counter.increment()
+                        if body is not None:
+                            yield from self._emit_if_new(record_id, body, counts)
+                        progress.advance()
+                        periodic.run_due()
+            finally:
+                self._pool = None
+        self.finish(time.time())
+        self.logger.info("%s", self._summary(counts))
+
+    def _settle(
+        self, record_id: str, future: Future[Body], periodic: Periodic[Body], counts: Counter[str]
+    ) -> Body | None:
+        """Wait for one fetch; record a 404 or rejection; stop the run on anything fatal."""
+        try:
+            return periodic.wait(future)
+        except InvalidIdError as error:
+            # Only an ID from an API body can get here; configured IDs are checked on reading.
+            self.logger.warning("%s: %s; skipped.", self.name, error)
+            counts["invalid"] += 1
+            return None
+        except NotFoundError:
+            self.logger.warning(
+                "%s: ID %r not found (HTTP 404); recorded as missing.", self.name, record_id
+            )
+            counts["missing"] += 1
+        except RejectedError as error:
+            self.logger.warning("%s: ID %r skipped: %s", self.name, record_id, error)
+            counts["rejected"] += 1
+        except RetriesExhaustedError as error:
+            self.emit_state_now()
+            msg = f"Stream '{self.name}', ID {record_id!r}: {error}"
+            raise FetchFailedError(msg, status=error.status) from None
+        except Exception:
+            # 401/403, an unreadable body, or anything unforeseen: the run stops here, and
+            # STATE first covers every record already written.
+            self.emit_state_now()
+            raise
+        self.id_state.mark_missing(record_id, self.stamp())
+        return None
+
+    def _emit_if_new(self, record_id: str, body: Body, counts: Counter[str]) -> Iterator[Body]:
+        digest = fingerprint(body) if self.refreshes_every_run else None
+        if digest is None or self.id_state.fingerprint(record_id) != digest:
+            record = self._shaper.shape(body, record_id)
+            yield record
+            # Only now has the SDK written the record, so state may cover it.
+            counts["emitted"] += 1
+            self.after_emit(record)
+        else:
+            counts["unchanged"] += 1
+        self.id_state.mark_fetched(record_id, self.stamp(), digest)
+
+    @cached_property
+    def _shaper(self) -> RecordShaper:
+        return RecordShaper(self.name, self.schema, self.logger)
+
+    def _summary(self, counts: Counter[str]) -> str:
+        parts = [f"{counts['emitted']} records emitted"]
+        if self.refreshes_every_run:
+            parts.append(f"{counts['unchanged']} unchanged (not emitted)")
+        parts.append(f"{counts['missing']} not found")
+        parts.extend(f"{counts[kind]} {kind}" for kind in ("rejected", "invalid") if counts[kind])
+        return f"{self.name}: done: " + ", ".join(parts) + "."

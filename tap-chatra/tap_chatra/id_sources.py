@@ -1,0 +1,246 @@
+"""Where record IDs come from: config lists, ID files and a file of webhook events.
+
+Chatra cannot list records, so every ID the tap fetches comes from here. All sources are read
+before the first request: an unreadable file stops the run with one line, while a malformed
+ID is reported with its file and line and skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chatra_client import InvalidIdError, escape_id
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Iterable, Iterator, Mapping
+
+STREAMS = ("messages", "pushed_messages", "clients")
+
+#: Setting names per stream: the inline list and the file.
+LIST_SETTINGS = {
+    "messages": "message_ids",
+    "pushed_messages": "pushed_message_ids",
+    "clients": "client_ids",
+}
+FILE_SETTINGS = {name: f"{setting}_file" for name, setting in LIST_SETTINGS.items()}
+WEBHOOK_SETTING = "webhook_events_file"
+
+# Past this many malformed IDs in one source, the rest are only counted, not listed.
+_MAX_REPORTED = 20
+
+
+class IdSourceError(Exception):
+    """An ID source that cannot be used at all (unreadable file, CSV without an `id` column)."""
+
+
+@dataclass
+class _Problems:
+    """Collects malformed-ID reports for one source and logs them, capped."""
+
+    source: str
+    logger: logging.Logger
+    unit: str = "line"
+    count: int = 0
+
+    def report(self, position: int, reason: str) -> None:
+        self.count += 1
+        if self.count <= _MAX_REPORTED:
+            self.logger.warning("%s, %s %d: %s; skipped.", self.source, self.unit, position, reason)
+
+    def close(self) -> None:
+        if self.count > _MAX_REPORTED:
+            self.logger.warning(
+                "%s: %d malformed IDs in all, %d not listed above.",
+                self.source,
+                self.count,
+                self.count - _MAX_REPORTED,
+            )
+
+
+@dataclass
+class IdLists:
+    """The IDs to fetch per stream, each list in first-seen order without duplicates."""
+
+    ids: dict[str, dict[str, None]] = field(
+        default_factory=lambda: {name: {} for name in STREAMS},
+    )
+
+    def add(self, stream: str, record_ids: Iterable[str]) -> None:
+        """Append IDs to a stream's list, keeping only the first of any duplicates."""
+        target = self.ids[stream]
+        for record_id in record_ids:
+            target.setdefault(record_id, None)
+
+    def for_stream(self, stream: str) -> list[str]:
+        """The IDs for one stream, in order."""
+        return list(self.ids[stream])
+
+
+def _blank_reason(value: object) -> str | None:
+    """Why a value cannot be an ID, or None when it can."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return f"ID must be a string, got {type(value).__name__}"
+    text = str(value)
+    if not text.strip():
+        return "empty ID" if not text else "ID is only whitespace"
+    try:
+        escape_id(text)
+    except InvalidIdError as error:
+        return str(error).rstrip(".")
+    return None
+
+
+def _read_text(path: Path, setting: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        msg = f"{setting}: cannot read {path}: it is not UTF-8 text."
+        raise IdSourceError(msg) from None
+    except OSError as error:
+        msg = f"{setting}: cannot read {path}: {error.strerror or type(error).__name__}."
+        raise IdSourceError(msg) from None
+
+
+def _ids_from_text(text: str) -> Iterator[str]:
+    # One ID per line. Surrounding whitespace is invisible in a text file, so it is dropped,
+    # and blank lines are allowed by the format, so they are skipped without a report.
+    for line in text.splitlines():
+        value = line.strip()
+        if value and not value.startswith("#"):
+            yield value
+
+
+def _ids_from_csv(text: str, problems: _Problems, setting: str, path: Path) -> Iterator[str]:
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None:
+        return
+    if "id" not in reader.fieldnames:
+        msg = f"{setting}: {path} has no 'id' column in its header line."
+        raise IdSourceError(msg)
+    for row in reader:
+        value = row.get("id")
+        reason = _blank_reason(value) if value is not None else "no 'id' value"
+        if reason:
+            problems.report(reader.line_num, reason)
+            continue
+        yield t.cast("str", value)
+
+
+def _json_lines(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, t.Any]]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            problems.report(number, "not valid JSON")
+            continue
+        if not isinstance(value, dict):
+            problems.report(number, "not a JSON object")
+            continue
+        yield number, value
+
+
+def _ids_from_jsonl(text: str, problems: _Problems) -> Iterator[str]:
+    for number, row in _json_lines(text, problems):
+        if "id" not in row:
+            problems.report(number, "no 'id' key")
+            continue
+        value = row["id"]
+        reason = _blank_reason(value)
+        if reason:
+            problems.report(number, reason)
+            continue
+        yield str(value)
+
+
+def read_id_file(path: Path, *, setting: str, logger: logging.Logger) -> list[str]:
+    """Read IDs from a `.csv` (`id` column), `.jsonl` (`id` key) or plain text file.
+
+    Raises:
+        IdSourceError: If the file cannot be read or a CSV has no `id` column.
+    """
+    text = _read_text(path, setting)
+    problems = _Problems(f"{setting} {path}", logger)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        ids = list(_ids_from_csv(text, problems, setting, path))
+    elif suffix in {".jsonl", ".ndjson"}:
+        ids = list(_ids_from_jsonl(text, problems))
+    else:
+        ids = list(_ids_from_text(text))
+    problems.close()
+    return ids
+
+
+def read_webhook_events(path: Path, *, logger: logging.Logger) -> IdLists:
+    """Collect client and message IDs from a JSONL file of Chatra webhook payloads.
+
+    Each payload contributes `client.id`, and the `id` of every message that has one (to
+    `pushed_messages` when the message says `isPushed: true`). Webhook messages usually carry
+    no ID, which is not a problem.
+
+    Raises:
+        IdSourceError: If the file cannot be read.
+    """
+    text = _read_text(path, WEBHOOK_SETTING)
+    problems = _Problems(f"{WEBHOOK_SETTING} {path}", logger)
+    found = IdLists()
+    for number, event in _json_lines(text, problems):
+        client = event.get("client")
+        if isinstance(client, dict) and "id" in client:
+            reason = _blank_reason(client["id"])
+            if reason:
+                problems.report(number, f"client.id: {reason}")
+            else:
+                found.add("clients", [str(client["id"])])
+        messages = event.get("messages")
+        for message in messages if isinstance(messages, list) else []:
+            if not isinstance(message, dict) or "id" not in message:
+                continue
+            reason = _blank_reason(message["id"])
+            if reason:
+                problems.report(number, f"messages[].id: {reason}")
+                continue
+            stream = "pushed_messages" if message.get("isPushed") is True else "messages"
+            found.add(stream, [str(message["id"])])
+    problems.close()
+    return found
+
+
+def _ids_from_setting(values: object, setting: str, logger: logging.Logger) -> list[str]:
+    problems = _Problems(f"config {setting}", logger, unit="item")
+    ids: list[str] = []
+    for number, value in enumerate(values if isinstance(values, list) else [], start=1):
+        reason = _blank_reason(value)
+        if reason:
+            problems.report(number, reason)
+        else:
+            ids.append(str(value))
+    problems.close()
+    return ids
+
+
+def collect_ids(config: Mapping[str, t.Any], logger: logging.Logger) -> IdLists:
+    """Read every configured ID source, in order: inline lists, ID files, webhook events.
+
+    Raises:
+        IdSourceError: If any configured file cannot be used; nothing has been fetched yet.
+    """
+    lists = IdLists()
+    for stream in STREAMS:
+        setting = LIST_SETTINGS[stream]
+        lists.add(stream, _ids_from_setting(config.get(setting), setting, logger))
+        if file_name := config.get(FILE_SETTINGS[stream]):
+            path = Path(file_name).expanduser()
+            lists.add(stream, read_id_file(path, setting=FILE_SETTINGS[stream], logger=logger))
+    if webhook_file := config.get(WEBHOOK_SETTING):
+        events = read_webhook_events(Path(webhook_file).expanduser(), logger=logger)
+        for stream in STREAMS:
+            lists.add(stream, events.for_stream(stream))
+    return lists

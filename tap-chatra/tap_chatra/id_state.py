@@ -1,0 +1,183 @@
+"""Per-ID state inside each stream's STATE bookmark: maps keyed by ID, so every lookup is O(1).
+
+The SDK's own per-partition state is a list scanned linearly for every lookup, which makes a
+100k-ID backfill quadratic; these maps do not. Layout of one bookmark (times in epoch seconds):
+
+    messages, pushed_messages:
+        {"fetched": {"<id>": 1700000000}, "missing": {"<id>": 1700000000}}
+    clients:
+        {"fetched": {"<id>": "1700000000:AbCdEf"}, "missing": {...},
+         "refresh": {"started": 1700000000, "finished": 1700000100},
+         "queued": {"<id>": 1}}
+
+A client's value packs the fetch time with a 32-bit fingerprint of the version last emitted,
+which keeps even a 40-character client ID under 64 bytes of STATE. `refresh` marks the run
+that re-fetches every client, so a run resumed after a crash skips the clients that the
+interrupted run already did; `queued` holds the clients of fetched messages still to fetch.
+
+Meltano merges a failed run's partial STATE onto the last complete one key by key, and never
+deletes a key, so an ID may appear both as fetched and as missing: the newer entry wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import typing as t
+from dataclasses import dataclass
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Iterable, Mapping
+
+FINGERPRINT_BYTES = 4
+
+
+def fingerprint(body: Mapping[str, t.Any]) -> str:
+    """A short, stable digest of a record body (key order does not matter)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.blake2b(canonical.encode(), digest_size=FINGERPRINT_BYTES).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _child_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> dict[str, t.Any]:
+    value = bookmark.get(key)
+    if value is None:
+        value = bookmark[key] = {}
+    elif not isinstance(value, dict):
+        logger.warning("STATE key '%s' is not an object; starting it afresh.", key)
+        value = bookmark[key] = {}
+    return value
+
+
+def _as_time(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        head = value.partition(":")[0]
+        return int(head) if head.isdigit() else None
+    return None
+
+
+class IdState:
+    """When each ID was fetched (with a fingerprint, for clients) or found missing."""
+
+    def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
+        self._fetched = _child_map(bookmark, "fetched", logger)
+        self._missing = _child_map(bookmark, "missing", logger)
+
+    def __len__(self) -> int:
+        return len(self._fetched)
+
+    def fetched_at(self, record_id: str) -> int | None:
+        """When the ID was last fetched, or None."""
+        return _as_time(self._fetched.get(record_id))
+
+    def fingerprint(self, record_id: str) -> str | None:
+        """Fingerprint of the version last emitted, or None."""
+        value = self._fetched.get(record_id)
+        if isinstance(value, str) and ":" in value:
+            return value.partition(":")[2]
+        return None
+
+    def missing_at(self, record_id: str) -> int | None:
+        """When the ID last answered 404, unless it was fetched since."""
+        missing = _as_time(self._missing.get(record_id))
+        if missing is None:
+            return None
+        fetched = self.fetched_at(record_id)
+        return missing if fetched is None or missing > fetched else None
+
+    def mark_fetched(self, record_id: str, now: int, fingerprint: str | None = None) -> None:
+        """Record a successful fetch; a fingerprint is stored with clients."""
+        self._fetched[record_id] = now if fingerprint is None else f"{now}:{fingerprint}"
+        self._missing.pop(record_id, None)
+
+    def mark_missing(self, record_id: str, now: int) -> None:
+        """Record a 404. A client's last fingerprint is kept, so an unchanged return is quiet."""
+        self._missing[record_id] = now
+
+
+class RefreshRun:
+    """The run that re-fetches every client, and the clients queued for it by message streams."""
+
+    def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
+        self._marks = _child_map(bookmark, "refresh", logger)
+        self._queued = _child_map(bookmark, "queued", logger)
+
+    def start(self, now: float) -> int:
+        """Start a refresh, or resume one that was interrupted; return when it started.
+
+        Fetch times are whole seconds, so a new refresh starts after the second in which the
+        previous one finished: nothing an earlier refresh did is ever taken for done. (Only
+        when two runs start within one second does that lie a moment ahead; clients fetched
+        meanwhile are stamped with the start.)
+        """
+        started = _as_time(self._marks.get("started"))
+        finished = _as_time(self._marks.get("finished"))
+        if started is not None and (finished is None or finished < started):
+            return started
+        self._marks["started"] = started = max(int(now), (finished or 0) + 1)
+        return started
+
+    def finish(self, now: float) -> None:
+        """Mark the refresh complete; the queue has been worked off."""
+        self._marks["finished"] = max(int(now), _as_time(self._marks.get("started")) or 0)
+        self._queued.clear()
+
+    def queue(self, client_id: str) -> None:
+        """Ask the next clients sync to fetch this client."""
+        self._queued.setdefault(client_id, 1)
+
+    def queued(self) -> list[str]:
+        """Queued client IDs, in the order they were queued."""
+        return list(self._queued)
+
+
+@dataclass
+class Plan:
+    """Which IDs a stream fetches in this run, and why the others are skipped."""
+
+    to_fetch: list[str]
+    already_fetched: int = 0
+    missing_not_due: int = 0
+    done_in_this_refresh: int = 0
+
+
+def plan_fetches(
+    record_ids: Iterable[str],
+    state: IdState,
+    *,
+    now: int,
+    missing_retry_seconds: float,
+    refresh_started: int | None,
+) -> Plan:
+    """Decide what to fetch: IDs never fetched, or due again.
+
+    With `refresh_started` (clients), every ID is fetched again unless the refresh that began
+    then has already done it; without it (messages), an ID once fetched is never fetched again.
+    A missing ID is tried again only `missing_retry_seconds` after its last 404.
+    """
+    plan = Plan(to_fetch=[])
+    for record_id in record_ids:
+        fetched = state.fetched_at(record_id)
+        missing = state.missing_at(record_id)
+        if refresh_started is None:
+            if fetched is not None:
+                plan.already_fetched += 1
+                continue
+        elif max(fetched or 0, missing or 0) >= refresh_started:
+            plan.done_in_this_refresh += 1
+            continue
+        if (
+            missing is not None
+            and missing_retry_seconds > 0
+            and now - missing < missing_retry_seconds
+        ):
+            plan.missing_not_due += 1
+            continue
+        plan.to_fetch.append(record_id)
+    return plan

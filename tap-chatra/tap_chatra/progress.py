@@ -1,0 +1,104 @@
+"""Progress lines and periodic STATE for long runs: at 60 a minute, a backfill takes hours."""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+    from concurrent.futures import Future
+
+R = t.TypeVar("R")
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds as e.g. ``2h 05m``, ``4m 10s`` or ``9s``."""
+    whole = int(seconds + 0.5)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+class Progress:
+    """Counts the IDs one stream has done and logs done/total, rate and ETA now and then."""
+
+    def __init__(
+        self,
+        stream: str,
+        total: int,
+        logger: logging.Logger,
+        *,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream
+        self.total = total
+        self.done = 0
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._started = clock()
+        self._next_log = self._started + interval
+
+    def advance(self) -> None:
+        """Count one more ID as done (fetched, missing or failed for good)."""
+        self.done += 1
+
+    def seconds_until_due(self) -> float:
+        """How long until the next progress line is due."""
+        return max(0.0, self._next_log - self._clock())
+
+    def maybe_log(self) -> None:
+        """Log a progress line if one is due."""
+        now = self._clock()
+        if now >= self._next_log:
+            self._next_log = now + self._interval
+            self._logger.info("%s", self.line(now))
+
+    def line(self, now: float | None = None) -> str:
+        """The progress line: ``messages: 120/5000 IDs done, 1.0/s, ETA 1h 21m``."""
+        elapsed = max((self._clock() if now is None else now) - self._started, 1e-9)
+        rate = self.done / elapsed
+        remaining = self.total - self.done
+        eta = format_duration(remaining / rate) if rate > 0 else "unknown"
+        return (
+            f"{self.stream}: {self.done}/{self.total} IDs done, {rate:.1f}/s, "
+            f"ETA {eta if remaining else '0s'}"
+        )
+
+
+class Periodic(t.Generic[R]):
+    """STATE every `flush_seconds` and a progress line now and then, even while waiting."""
+
+    def __init__(self, progress: Progress, flush: Callable[[], None], flush_seconds: float) -> None:
+        self._progress = progress
+        self._flush = flush
+        self._flush_seconds = flush_seconds
+        self._next_flush = time.monotonic() + flush_seconds
+
+    def due_in(self) -> float:
+        """Seconds until a STATE or a progress line is due."""
+        until_flush = max(0.0, self._next_flush - time.monotonic())
+        return min(until_flush, self._progress.seconds_until_due())
+
+    def run_due(self) -> None:
+        """Write STATE and log progress if either is due."""
+        now = time.monotonic()
+        if now >= self._next_flush:
+            self._next_flush = now + self._flush_seconds
+            self._flush()
+        self._progress.maybe_log()
+
+    def wait(self, future: Future[R]) -> R:
+        """Wait for a result, doing what falls due meanwhile."""
+        while True:
+            try:
+                return future.result(timeout=self.due_in())
+            except TimeoutError:
+                self.run_due()

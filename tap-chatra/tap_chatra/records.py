@@ -1,0 +1,102 @@
+"""Turning an API body into a record: known keys as typed, everything else kept in `extra`.
+
+Chatra's objects are only partly documented, so nothing it returns is dropped: a top-level key
+the schema does not know, or one whose value has a type the schema does not allow, goes into
+the `extra` object column unchanged, and is logged once per stream and key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Mapping
+
+EXTRA = "extra"
+#: Columns the tap computes; an API key of the same name is kept in `extra` instead.
+DERIVED = frozenset({EXTRA, "created_at"})
+
+
+def json_type(value: object) -> str:
+    """The JSON Schema type name of a decoded JSON value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def fits(value: object, schema: Mapping[str, t.Any]) -> bool:
+    """Whether a value has one of the types a property schema allows (no type = any)."""
+    declared = schema.get("type")
+    if declared is None:
+        return True
+    allowed = {declared} if isinstance(declared, str) else set(declared)
+    kind = json_type(value)
+    return kind in allowed or (kind == "integer" and "number" in allowed)
+
+
+def utc_datetime_from_ms(value: object) -> str | None:
+    """Epoch milliseconds as an ISO 8601 UTC timestamp, or None if not a sane number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat()
+
+
+class RecordShaper:
+    """Shapes one stream's API bodies into records that match its schema."""
+
+    def __init__(self, stream: str, schema: Mapping[str, t.Any], logger: logging.Logger) -> None:
+        self._stream = stream
+        self._properties: Mapping[str, Mapping[str, t.Any]] = schema["properties"]
+        self._logger = logger
+        self._noted: set[str] = set()
+
+    def _keep_aside(self, key: str, why: str) -> None:
+        if key not in self._noted:
+            self._noted.add(key)
+            self._logger.warning(
+                "%s: API key '%s' %s; it is kept in the '%s' column.",
+                self._stream,
+                key,
+                why,
+                EXTRA,
+            )
+
+    def shape(self, body: Mapping[str, t.Any], record_id: str) -> dict[str, t.Any]:
+        """Return the record for a body fetched as `record_id`."""
+        record: dict[str, t.Any] = dict.fromkeys(self._properties)
+        extra: dict[str, t.Any] = {}
+        for key, value in body.items():
+            schema = self._properties.get(key)
+            if key in DERIVED:
+                extra[key] = value
+                self._keep_aside(key, "has the name of a column the tap derives")
+            elif schema is None:
+                extra[key] = value
+                self._keep_aside(key, "is not in the schema")
+            elif not fits(value, schema):
+                extra[key] = value
+                self._keep_aside(key, f"arrived as {json_type(value)}, not as the schema says")
+            else:
+                record[key] = value
+        if not isinstance(record.get("id"), str) or not record["id"]:
+            record["id"] = record_id
+        if "created_at" in self._properties:
+            record["created_at"] = utc_datetime_from_ms(record.get("createdAt"))
+        record[EXTRA] = extra
+        return record

@@ -1,0 +1,89 @@
+"""The tap's own settings; the connection settings come from chatra_client."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import typing as th
+
+_ID_FILE_HELP = (
+    "Path of a file of {what} IDs: plain text with one ID per line (blank lines and lines "
+    "starting with # are ignored), a .csv file with an `id` column, or a .jsonl file with an "
+    "`id` key per line. Malformed IDs are reported with their line and skipped."
+)
+
+
+def _id_settings(setting: str, what: str) -> list[th.Property[t.Any]]:
+    return [
+        th.Property(
+            setting,
+            th.ArrayType(th.StringType),
+            title=f"{what.capitalize()} IDs",
+            description=f"{what.capitalize()} IDs to fetch.",
+        ),
+        th.Property(
+            f"{setting}_file",
+            th.StringType,
+            title=f"{what.capitalize()} ID file",
+            description=_ID_FILE_HELP.format(what=what),
+            examples=[f"{setting}.txt", f"{setting}.csv", f"{setting}.jsonl"],
+        ),
+    ]
+
+
+TAP_SETTINGS = th.PropertiesList(
+    *_id_settings("message_ids", "message"),
+    *_id_settings("pushed_message_ids", "pushed message"),
+    *_id_settings("client_ids", "client"),
+    th.Property(
+        "webhook_events_file",
+        th.StringType,
+        title="Webhook events file",
+        description=(
+            "Path of a JSONL file of Chatra webhook payloads, one per line. Each contributes "
+            "its `client.id` to clients, and the `id` of any message that carries one to "
+            "messages (or pushed_messages when the message has `isPushed: true`)."
+        ),
+    ),
+    th.Property(
+        "fetch_message_clients",
+        th.BooleanType,
+        default=True,
+        title="Fetch the clients of messages",
+        description=(
+            "Also fetch the client of every message and pushed message fetched, once per run, "
+            "so the clients stream fills in without its own ID list."
+        ),
+    ),
+    th.Property(
+        "missing_retry_hours",
+        th.NumberType,
+        default=24,
+        minimum=0,
+        title="Retry missing IDs after (hours)",
+        description="An ID that answered 404 is tried again only this many hours later.",
+    ),
+    th.Property(
+        "state_flush_seconds",
+        th.NumberType,
+        default=10,
+        exclusiveMinimum=0,
+        title="STATE interval (seconds)",
+        description=(
+            "A STATE message is emitted at least this often, and at the end of each stream; "
+            "a killed run resumes from the last one."
+        ),
+    ),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType,
+        default=4,
+        minimum=1,
+        maximum=32,
+        title="Requests in flight",
+        description=(
+            "How many requests may be in flight at once. Every attempt still waits for its "
+            "turn under requests_per_minute; a few in flight keep that pace despite latency."
+        ),
+    ),
+)

@@ -1,0 +1,154 @@
+"""tap-chatra: settings, streams in sync order, and the CLI's error handling."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import typing as t
+from functools import cached_property
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
+
+from chatra_client import ChatraClient, ChatraError, ConnectionSettings, connection_properties
+from tap_chatra.connection import HttpResources
+from tap_chatra.id_sources import IdLists, IdSourceError, collect_ids
+from tap_chatra.settings import TAP_SETTINGS
+from tap_chatra.streams import ClientsStream, MessagesStream, PushedMessagesStream
+
+if t.TYPE_CHECKING:
+    import click
+    from singer_sdk import Stream
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
+    from singer_sdk.plugin_base import _ConfigInput
+
+#: Clients sync last, so that they include the clients of the messages just fetched.
+SYNC_ORDER = ("messages", "pushed_messages", "clients")
+
+
+class TapChatra(Tap):
+    """Singer tap for Chatra messages, pushed messages and clients, with per-record ID state."""
+
+    name = "tap-chatra"
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.DISCOVER,
+        TapCapabilities.STATE,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
+    config_jsonschema: t.ClassVar[dict[str, t.Any]] = th.PropertiesList(
+        *connection_properties(), *TAP_SETTINGS
+    ).to_dict()
+
+    #: Seconds between progress lines; a class attribute so tests can shorten it.
+    progress_interval: float = 30.0
+
+    def __init__(self, *, validate_config: bool = True, **kwargs: t.Any) -> None:
+        super().__init__(validate_config=validate_config, **kwargs)
+        # Malformed keys stop the run here, before any request; discovery needs no keys.
+        self._connection = ConnectionSettings.from_config(self.config) if validate_config else None
+
+    @property
+    def connection(self) -> ConnectionSettings:
+        """The validated connection settings."""
+        if self._connection is None:
+            self._connection = ConnectionSettings.from_config(self.config)
+        return self._connection
+
+    @cached_property
+    def http(self) -> HttpResources:
+        """Auth, rate limiter, retry policy and session, shared by all streams of this run."""
+        concurrency = int(self.config.get("max_concurrency", 4))
+        return HttpResources.for_settings(self.connection, concurrency=concurrency)
+
+    @cached_property
+    def id_lists(self) -> IdLists:
+        """The IDs of every stream, read from all sources before the first request."""
+        return collect_ids(self.config, self.logger)
+
+    @property
+    def missing_retry_seconds(self) -> float:
+        """How long an ID that answered 404 is left alone."""
+        return float(self.config.get("missing_retry_hours", 24)) * 3600
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        # The SDK keeps references into the given dict and the per-ID maps change in place; a
+        # copy keeps a caller's state (an in-process user's, a test's) as it was given.
+        super().load_state(copy.deepcopy(state))
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [MessagesStream(self), PushedMessagesStream(self), ClientsStream(self)]
+
+    @property
+    @override
+    def streams(self) -> dict[str, Stream]:
+        # The SDK orders streams by name, which would sync clients before the messages whose
+        # clients they should include.
+        streams = super().streams
+        order = {name: position for position, name in enumerate(SYNC_ORDER)}
+        return dict(sorted(streams.items(), key=lambda item: order.get(item[0], len(order))))
+
+    def queue_message_client(self, client_id: str) -> None:
+        """Have the clients stream fetch the client of a message just emitted."""
+        clients = self.streams.get("clients")
+        if (
+            self.config.get("fetch_message_clients", True)
+            and isinstance(clients, ClientsStream)
+            and clients.selected
+        ):
+            clients.refresh_run.queue(client_id)
+
+    def check_connection(self) -> None:
+        """Read the ID sources, then prove the keys with one harmless request."""
+        _ = self.id_lists
+        with ChatraClient(self.connection, limiter=self.http.limiter, logger=self.logger) as api:
+            api.check_credentials()
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        try:
+            super().invoke(
+                about=about, about_format=about_format, config=config, state=state, catalog=catalog
+            )
+        except (ChatraError, IdSourceError) as error:
+            # One line that says what to do, and no traceback after it.
+            cls.logger.error("%s", error)
+            sys.exit(1)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        # The SDK's --test syncs a record of every stream; checking the keys takes one request.
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config_input = ctx.params.get("config")
+        try:
+            tap = cls(
+                config=dict(getattr(config_input, "config", {})),
+                parse_env_config=bool(getattr(config_input, "parse_env", False)),
+                setup_mapper=False,
+            )
+            tap.check_connection()
+        except (ChatraError, IdSourceError) as error:
+            cls.logger.error("Connection test failed: %s", error)
+            ctx.exit(1)
+        cls.logger.info("Connection test passed: Chatra accepted the keys.")
+        ctx.exit()

@@ -1,0 +1,168 @@
+"""Helpers for running tap-chatra against the chatra-sandbox, in process or as a CLI.
+
+Test modules cannot import from here (pytest runs with --import-mode=importlib), so the
+helpers come as the `kit` fixture.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from collections import Counter
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+
+from tap_chatra.tap import TapChatra
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from chatra_sandbox import SandboxServer
+
+TAP_EXECUTABLE = str(Path(sys.executable).parent / "tap-chatra")
+
+
+@dataclass
+class TapOutput:
+    """The Singer messages of one run, parsed; `error` is what a failed in-process run raised."""
+
+    lines: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+
+    @classmethod
+    def parse(cls, text: str, error: BaseException | None = None) -> TapOutput:
+        return cls([line for line in text.splitlines() if line.strip()], error)
+
+    @cached_property
+    def messages(self) -> list[dict[str, t.Any]]:
+        return [json.loads(line) for line in self.lines]
+
+    def records(self, stream: str) -> list[dict[str, t.Any]]:
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
+
+    def ids(self, stream: str) -> list[str]:
+        return [record["id"] for record in self.records(stream)]
+
+    @property
+    def states(self) -> list[dict[str, t.Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def last_state(self) -> dict[str, t.Any]:
+        return self.states[-1]
+
+    def counts(self) -> Counter[tuple[str, str | None]]:
+        return Counter((m["type"], m.get("stream")) for m in self.messages)
+
+
+class Kit:
+    """Builds configs, runs the tap, reads the sandbox's request log; files go to tmp_path."""
+
+    executable = TAP_EXECUTABLE
+    parse = staticmethod(TapOutput.parse)
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+
+    @staticmethod
+    def config(server: SandboxServer, **settings: t.Any) -> dict[str, t.Any]:
+        """Config for a sandbox: no pacing, short retries and frequent STATE, for speed."""
+        return {
+            "api_key_pair": server.key_pair,
+            "api_url": server.api_url,
+            "requests_per_minute": 0,
+            "state_flush_seconds": 0.2,
+            "max_retries": 3,
+            **settings,
+        }
+
+    @staticmethod
+    def run(
+        config: dict[str, t.Any],
+        *,
+        state: dict[str, t.Any] | None = None,
+        catalog: dict[str, t.Any] | None = None,
+        expect_error: bool = False,
+    ) -> TapOutput:
+        """Run a full sync in this process and return what it wrote to stdout."""
+        buffer = io.StringIO()
+        error: BaseException | None = None
+        with redirect_stdout(buffer):
+            try:
+                TapChatra(config=config, state=state, catalog=catalog).sync_all()
+            except Exception as exc:
+                if not expect_error:
+                    raise
+                error = exc
+        if expect_error and error is None:
+            pytest.fail("the run was expected to fail but succeeded")
+        return TapOutput.parse(buffer.getvalue(), error)
+
+    def cli(
+        self,
+        *args: str,
+        config: dict[str, t.Any] | None = None,
+        state: dict[str, t.Any] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the tap-chatra executable; config and state go through files in tmp_path."""
+        command = [TAP_EXECUTABLE, *args]
+        if config is not None:
+            config_path = self.tmp_path / "config.json"
+            config_path.write_text(json.dumps(config))
+            command += ["--config", str(config_path)]
+        if state is not None:
+            state_path = self.tmp_path / "state.json"
+            state_path.write_text(json.dumps(state))
+            command += ["--state", str(state_path)]
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.environment(env),
+            check=False,
+        )
+
+    @staticmethod
+    def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+        """This process's environment without TAP_CHATRA_* settings, plus `extra`."""
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TAP_CHATRA_")}
+        environment.pop("LOGLEVEL", None)
+        environment.update(extra or {})
+        return environment
+
+    @staticmethod
+    def last_line(stderr: str) -> str:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    @staticmethod
+    def gets(server: SandboxServer, resource: str | None = None) -> list[str]:
+        """Record IDs of every GET the sandbox received for a resource, in order."""
+        return [
+            entry["record_id"]
+            for entry in server.request_log()
+            if entry["method"] == "GET" and (resource is None or entry["resource"] == resource)
+        ]
+
+    def write(self, name: str, lines: Iterable[str]) -> Path:
+        path = self.tmp_path / name
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        return path
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Kit:
+    return Kit(tmp_path)

@@ -1,0 +1,170 @@
+"""The command line: --about, --discover, --test, --config ENV, --state and valid Singer output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR
+
+ISSUE_SETTINGS = {
+    "api_key_pair",
+    "public_key",
+    "private_key",
+    "auth_method",
+    "api_url",
+    "requests_per_minute",
+    "request_timeout",
+    "message_ids",
+    "pushed_message_ids",
+    "client_ids",
+    "message_ids_file",
+    "pushed_message_ids_file",
+    "client_ids_file",
+    "webhook_events_file",
+    "fetch_message_clients",
+    "state_flush_seconds",
+    "missing_retry_hours",
+}
+
+
+def test_about_json_documents_every_setting_and_marks_secrets(kit) -> None:
+    result = kit.cli("--about", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    about = json.loads(result.stdout)
+    properties = about["settings"]["properties"]
+    assert set(properties) >= ISSUE_SETTINGS
+    undocumented = [name for name, schema in properties.items() if not schema.get("description")]
+    assert undocumented == []
+    assert {name for name, schema in properties.items() if schema.get("secret")} == {
+        "api_key_pair",
+        "private_key",
+    }
+    assert properties["fetch_message_clients"]["default"] is True
+    assert properties["state_flush_seconds"]["default"] == 10
+    assert properties["missing_retry_hours"]["default"] == 24
+    assert properties["requests_per_minute"]["default"] == 60
+    assert set(about["capabilities"]) == {
+        "catalog",
+        "discover",
+        "state",
+        "about",
+        "stream-maps",
+        "schema-flattening",
+        "structured-logging",
+    }
+
+
+def test_about_markdown(kit) -> None:
+    result = kit.cli("--about", "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    assert "# `tap-chatra`" in result.stdout
+    assert "webhook_events_file" in result.stdout
+
+
+def test_discover_needs_no_credentials(kit) -> None:
+    result = kit.cli("--discover")
+    assert result.returncode == 0, result.stderr
+    catalog = json.loads(result.stdout)
+    streams = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
+    assert list(streams) == ["messages", "pushed_messages", "clients"]
+    for entry in streams.values():
+        assert entry["key_properties"] == ["id"]
+        DEFAULT_JSONSCHEMA_VALIDATOR.check_schema(entry["schema"])
+        assert "extra" in entry["schema"]["properties"]
+    assert streams["messages"]["schema"]["properties"]["created_at"]["format"] == "date-time"
+
+
+def test_connection_test_makes_one_request(chatra_sandbox, kit) -> None:
+    result = kit.cli("--test", config=kit.config(chatra_sandbox))
+    assert result.returncode == 0, result.stderr
+    assert "Connection test passed" in kit.last_line(result.stderr)
+    assert result.stdout == ""
+    assert len(chatra_sandbox.request_log()) == 1
+
+
+def test_connection_test_with_wrong_keys_fails_with_one_line(chatra_sandbox, kit) -> None:
+    config = kit.config(chatra_sandbox, api_key_pair="sandbox-public:wrong")
+    result = kit.cli("--test", config=config)
+    assert result.returncode == 1
+    last = kit.last_line(result.stderr)
+    assert "Connection test failed" in last
+    assert "Check the Chatra public and secret keys" in last
+    assert "Traceback" not in result.stderr
+    assert len(chatra_sandbox.request_log()) == 1
+
+
+def test_schema_test_writes_schemas_without_requests(chatra_sandbox, kit) -> None:
+    result = kit.cli("--test=schema", config=kit.config(chatra_sandbox))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["stream"] for line in result.stdout.splitlines()] == [
+        "messages",
+        "pushed_messages",
+        "clients",
+    ]
+    assert chatra_sandbox.request_log() == []
+
+
+def test_config_from_environment(chatra_sandbox, kit) -> None:
+    ids = chatra_sandbox.ids("pushed_messages")[:3]
+    env = {
+        "TAP_CHATRA_API_KEY_PAIR": chatra_sandbox.key_pair,
+        "TAP_CHATRA_API_URL": chatra_sandbox.api_url,
+        "TAP_CHATRA_PUSHED_MESSAGE_IDS": json.dumps(ids),
+        "TAP_CHATRA_FETCH_MESSAGE_CLIENTS": "false",
+        "TAP_CHATRA_MAX_CONCURRENCY": "2",
+    }
+    # SDK 0.54 reads integers, booleans and arrays from the environment but leaves numbers as
+    # strings, so the pacing (a number) comes from a file given alongside ENV.
+    pacing = kit.tmp_path / "pacing.json"
+    pacing.write_text(json.dumps({"requests_per_minute": 0}))
+    result = kit.cli("--config", str(pacing), "--config", "ENV", env=env)
+    assert result.returncode == 0, result.stderr
+    output = kit.parse(result.stdout)
+    assert output.ids("pushed_messages") == ids
+    assert output.records("clients") == []
+
+
+def _assert_valid_singer(output) -> None:
+    schemas: dict[str, dict] = {}
+    for message in output.messages:
+        kind = message["type"]
+        assert kind in {"SCHEMA", "RECORD", "STATE"}
+        if kind == "SCHEMA":
+            DEFAULT_JSONSCHEMA_VALIDATOR.check_schema(message["schema"])
+            schemas[message["stream"]] = message["schema"]
+        elif kind == "RECORD":
+            validator = DEFAULT_JSONSCHEMA_VALIDATOR(
+                schemas[message["stream"]],
+                format_checker=DEFAULT_JSONSCHEMA_VALIDATOR.FORMAT_CHECKER,
+            )
+            errors = [error.message for error in validator.iter_errors(message["record"])]
+            assert errors == [], (message["stream"], errors)
+
+
+@pytest.mark.parametrize("auth_method", ["chatra_simple", "basic"])
+def test_cli_sync_gives_valid_singer_output_and_resumes_from_state(
+    chatra_sandbox, kit, auth_method
+) -> None:
+    files = chatra_sandbox.write_id_files(kit.tmp_path)
+    config = kit.config(
+        chatra_sandbox,
+        auth_method=auth_method,
+        message_ids_file=str(files["messages"]),
+        pushed_message_ids_file=str(files["pushed_messages"]),
+    )
+    result = kit.cli(config=config)
+    assert result.returncode == 0, result.stderr
+    first = kit.parse(result.stdout)
+    _assert_valid_singer(first)
+    assert len(first.records("messages")) == len(chatra_sandbox.ids("messages"))
+    assert first.records("clients")
+    undocumented = [r for r in first.records("messages") if "customFlag" in r["extra"]]
+    assert undocumented  # the sandbox's undocumented key is kept, in `extra`
+    assert all(r["created_at"].endswith("+00:00") for r in first.records("messages"))
+
+    chatra_sandbox.reset_log()
+    second = kit.cli(config=config, state=first.last_state)
+    assert second.returncode == 0, second.stderr
+    assert kit.parse(second.stdout).records("messages") == []
+    assert chatra_sandbox.request_log() == []

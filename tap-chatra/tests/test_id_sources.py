@@ -1,0 +1,178 @@
+"""Every ID source: config lists, .txt/.csv/.jsonl files, webhook events; bad input reported."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from tap_chatra.id_sources import IdSourceError, collect_ids
+
+LOGGER = logging.getLogger("tap-chatra.test")
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_text_file_skips_blank_lines_and_comments(kit, caplog) -> None:
+    path = kit.write(
+        "ids.txt", ["# exported 2024-05-01", "AAA", "", "   ", "  BBB  ", "AAA", "CCC"]
+    )
+    lists = collect_ids({"message_ids_file": str(path)}, LOGGER)
+    assert lists.for_stream("messages") == ["AAA", "BBB", "CCC"]
+    assert _warnings(caplog) == []
+
+
+def test_csv_file_reads_the_id_column_and_reports_empty_cells(kit, caplog) -> None:
+    path = kit.write("ids.csv", ["name,id", "first,AAA", "blank,", "spaces,   ", "last,BBB"])
+    lists = collect_ids({"client_ids_file": str(path)}, LOGGER)
+    assert lists.for_stream("clients") == ["AAA", "BBB"]
+    assert _warnings(caplog) == [
+        f"client_ids_file {path}, line 3: empty ID; skipped.",
+        f"client_ids_file {path}, line 4: ID is only whitespace; skipped.",
+    ]
+
+
+def test_csv_file_without_id_column_is_an_error(kit) -> None:
+    path = kit.write("ids.csv", ["message", "AAA"])
+    with pytest.raises(IdSourceError, match=r"message_ids_file: .*ids\.csv has no 'id' column"):
+        collect_ids({"message_ids_file": str(path)}, LOGGER)
+
+
+def test_jsonl_file_reads_id_keys_and_reports_bad_lines(kit, caplog) -> None:
+    rows = [
+        json.dumps({"id": "AAA", "other": 1}),
+        "{not json",
+        json.dumps({"name": "no id"}),
+        json.dumps({"id": ""}),
+        json.dumps({"id": 12345}),
+        json.dumps(["not", "an", "object"]),
+        "",
+        json.dumps({"id": None}),
+    ]
+    path = kit.write("ids.jsonl", rows)
+    lists = collect_ids({"pushed_message_ids_file": str(path)}, LOGGER)
+    assert lists.for_stream("pushed_messages") == ["AAA", "12345"]
+    source = f"pushed_message_ids_file {path}"
+    assert _warnings(caplog) == [
+        f"{source}, line 2: not valid JSON; skipped.",
+        f"{source}, line 3: no 'id' key; skipped.",
+        f"{source}, line 4: empty ID; skipped.",
+        f"{source}, line 6: not a JSON object; skipped.",
+        f"{source}, line 8: ID must be a string, got NoneType; skipped.",
+    ]
+
+
+def test_config_lists_report_blank_items_with_their_position(caplog) -> None:
+    lists = collect_ids({"message_ids": ["AAA", "", " ", "BBB"]}, LOGGER)
+    assert lists.for_stream("messages") == ["AAA", "BBB"]
+    assert _warnings(caplog) == [
+        "config message_ids, item 2: empty ID; skipped.",
+        "config message_ids, item 3: ID is only whitespace; skipped.",
+    ]
+
+
+def test_webhook_events_contribute_client_and_message_ids(kit, caplog) -> None:
+    events = [
+        {
+            "eventName": "chatStarted",
+            "client": {"id": "client-1", "chatId": "c1", "info": {"shop": "x"}},
+            "messages": [{"type": "client", "text": "Hi!"}],
+        },
+        {
+            "eventName": "chatFragment",
+            "client": {"id": "client-2"},
+            "messages": [
+                {"id": "MSG1", "type": "client", "message": "Hello"},
+                {"id": "PUSH1", "type": "agent", "text": "Offer", "isPushed": True},
+            ],
+            "agents": [{"id": "agent-1"}],
+        },
+        {"eventName": "chatTranscript", "client": {"id": "client-1"}, "messages": []},
+        {"eventName": "chatFragment", "client": {"id": "  "}},
+    ]
+    lines = [json.dumps(event) for event in events]
+    path = kit.write("events.jsonl", [*lines[:2], "garbage", *lines[2:]])
+    lists = collect_ids({"webhook_events_file": str(path), "client_ids": ["client-0"]}, LOGGER)
+    assert lists.for_stream("clients") == ["client-0", "client-1", "client-2"]
+    assert lists.for_stream("messages") == ["MSG1"]
+    assert lists.for_stream("pushed_messages") == ["PUSH1"]
+    assert _warnings(caplog) == [
+        f"webhook_events_file {path}, line 3: not valid JSON; skipped.",
+        f"webhook_events_file {path}, line 5: client.id: ID is only whitespace; skipped.",
+    ]
+
+
+@pytest.mark.parametrize("setting", ["message_ids_file", "client_ids_file", "webhook_events_file"])
+def test_missing_file_is_one_clear_error(kit, setting) -> None:
+    missing = kit.tmp_path / "nowhere.txt"
+    with pytest.raises(IdSourceError) as raised:
+        collect_ids({setting: str(missing)}, LOGGER)
+    assert str(raised.value) == f"{setting}: cannot read {missing}: No such file or directory."
+
+
+def test_binary_file_is_one_clear_error(kit) -> None:
+    path = kit.tmp_path / "ids.txt"
+    path.write_bytes(b"\xff\xfe\x00AAA")
+    with pytest.raises(IdSourceError, match="is not UTF-8 text"):
+        collect_ids({"message_ids_file": str(path)}, LOGGER)
+
+
+def test_many_malformed_ids_are_capped_in_the_log(kit, caplog) -> None:
+    path = kit.write("ids.csv", ["id,n", *([",x"] * 30), "AAA,x"])
+    assert collect_ids({"message_ids_file": str(path)}, LOGGER).for_stream("messages") == ["AAA"]
+    warnings = _warnings(caplog)
+    assert len(warnings) == 21
+    assert warnings[-1] == f"message_ids_file {path}: 30 malformed IDs in all, 10 not listed above."
+
+
+@pytest.mark.parametrize("suffix", ["txt", "csv", "jsonl"])
+def test_each_file_format_drives_a_sync(chatra_sandbox, kit, suffix) -> None:
+    wanted = chatra_sandbox.ids("messages")[:4]
+    rows = {
+        "txt": ["# four messages", *wanted],
+        "csv": ["id,note", *(f"{record_id},x" for record_id in wanted)],
+        "jsonl": [json.dumps({"id": record_id}) for record_id in wanted],
+    }[suffix]
+    path = kit.write(f"messages.{suffix}", rows)
+    config = kit.config(chatra_sandbox, message_ids_file=str(path), fetch_message_clients=False)
+    output = kit.run(config)
+    assert output.ids("messages") == wanted
+    assert sorted(kit.gets(chatra_sandbox)) == sorted(wanted)
+
+
+def test_webhook_file_drives_a_sync_with_message_clients_deduplicated(chatra_sandbox, kit) -> None:
+    message_ids = chatra_sandbox.ids("messages")[:6]
+    clients_of_messages = [chatra_sandbox.store.messages[m]["clientId"] for m in message_ids]
+    events = [
+        {"eventName": "chatFragment", "client": {"id": client}, "messages": [{"id": message}]}
+        for message, client in zip(message_ids, clients_of_messages, strict=True)
+    ]
+    path = kit.write("events.jsonl", [json.dumps(event) for event in events])
+    output = kit.run(kit.config(chatra_sandbox, webhook_events_file=str(path)))
+
+    assert output.ids("messages") == message_ids
+    unique_clients = list(dict.fromkeys(clients_of_messages))
+    assert output.ids("clients") == unique_clients
+    # Each client once, although webhooks and messages both named it.
+    assert sorted(kit.gets(chatra_sandbox, "clients")) == sorted(unique_clients)
+
+
+def test_all_sources_are_combined(chatra_sandbox, kit) -> None:
+    messages = chatra_sandbox.ids("messages")
+    pushed = chatra_sandbox.ids("pushed_messages")
+    config = kit.config(
+        chatra_sandbox,
+        message_ids=messages[:2],
+        message_ids_file=str(kit.write("m.txt", messages[1:4])),
+        pushed_message_ids=pushed[:1],
+        pushed_message_ids_file=str(kit.write("p.csv", ["id", pushed[1]])),
+        client_ids_file=str(kit.write("c.jsonl", ['{"id": "crm/contact/1001"}'])),
+        fetch_message_clients=False,
+    )
+    output = kit.run(config)
+    assert output.ids("messages") == messages[:4]
+    assert output.ids("pushed_messages") == pushed[:2]
+    assert output.ids("clients") == ["crm/contact/1001"]

@@ -1,0 +1,74 @@
+"""The SDK behaviour tap-chatra relies on or changes; these fail if an SDK upgrade breaks it."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+
+from tap_chatra.tap import TapChatra
+
+CONFIG = {"api_key_pair": "pub:secret", "api_url": "http://127.0.0.1:9/api"}
+
+
+def test_emit_state_now_writes_state_changed_without_a_record() -> None:
+    # ChatraStream.emit_state_now reaches into `state_manager.is_flushed` and
+    # `_write_state_message`: a 404 changes per-ID state without any RECORD, and the SDK alone
+    # would not write that STATE until the stream ends.
+    tap = TapChatra(config=CONFIG)
+    stream = tap.streams["messages"]
+    stream.id_state.mark_missing("gone", 1_700_000_000)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        stream.emit_state_now()
+        stream.emit_state_now()  # nothing changed: the SDK's writer skips a duplicate
+        stream.id_state.mark_fetched("here", 1_700_000_001)
+        stream.emit_state_now()
+    states = [json.loads(line)["value"] for line in out.getvalue().splitlines()]
+    assert len(states) == 3 - 1
+    assert states[0]["bookmarks"]["messages"]["missing"] == {"gone": 1_700_000_000}
+    assert states[1]["bookmarks"]["messages"]["fetched"] == {"here": 1_700_000_001}
+
+
+def test_streams_sync_in_dependency_order_not_by_name() -> None:
+    # The SDK sorts streams by name; clients must come after the message streams that queue
+    # their clients, so `Tap.streams` is reordered, and sync_all must iterate it.
+    tap = TapChatra(config=CONFIG)
+    assert list(tap.streams) == ["messages", "pushed_messages", "clients"]
+    for stream in tap.streams.values():
+        stream.get_records = lambda context: iter(())  # type: ignore[method-assign]
+    out = io.StringIO()
+    with redirect_stdout(out):
+        tap.sync_all()
+    messages = [json.loads(line) for line in out.getvalue().splitlines()]
+    synced = [m["stream"] for m in messages if m["type"] == "SCHEMA"]
+    assert synced == ["messages", "pushed_messages", "clients"]
+
+
+def test_sdk_runs_code_after_a_yield_only_once_the_record_is_written() -> None:
+    # Per-ID state is updated after `yield record`, relying on the SDK writing each RECORD
+    # before it asks the generator for the next one.
+    tap = TapChatra(config=CONFIG)
+    stream = tap.streams["messages"]
+    seen_before_resume: list[int] = []
+    out = io.StringIO()
+
+    def records(context: object) -> object:
+        for number in range(3):
+            yield {"id": f"m{number}", "extra": {}}
+            seen_before_resume.append(out.getvalue().count('"type":"RECORD"'))
+
+    stream.get_records = records  # type: ignore[method-assign]
+    with redirect_stdout(out):
+        stream.sync()
+    assert seen_before_resume == [1, 2, 3]
+
+
+def test_discovery_needs_no_keys() -> None:
+    tap = TapChatra(config={}, validate_config=False)
+    catalog = tap.catalog_dict
+    assert [entry["tap_stream_id"] for entry in catalog["streams"]] == [
+        "messages",
+        "pushed_messages",
+        "clients",
+    ]

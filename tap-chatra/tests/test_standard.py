@@ -1,0 +1,56 @@
+"""The Singer SDK's standard tap tests against a sandbox (every test applies; none excluded)."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+from singer_sdk.testing import SuiteConfig, get_tap_test_class
+from singer_sdk.testing.runners import TapTestRunner
+
+from chatra_sandbox import SandboxServer
+from tap_chatra.tap import TapChatra
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SUITE = SuiteConfig(max_records_limit=150)
+
+# pytest collects the tests from the stream list of a tap built with this config; no request is
+# made with it. The `runner` fixture below runs every test against a real sandbox instead.
+_COLLECTION_CONFIG = {"api_key_pair": "collect:only", "api_url": "http://127.0.0.1:9/api"}
+
+StandardTests = get_tap_test_class(TapChatra, config=_COLLECTION_CONFIG, suite_config=SUITE)
+
+
+@pytest.fixture(scope="module")
+def standard_sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(seed=7, clients=20, messages=60, pushed_messages=15) as server:
+        yield server
+
+
+class TestTapChatraStandard(StandardTests):
+    """Discovery, CLI, connection test, valid final STATE and every per-stream check."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def runner(
+        cls, standard_sandbox: SandboxServer, tmp_path_factory: pytest.TempPathFactory
+    ) -> TapTestRunner:
+        files = standard_sandbox.write_id_files(tmp_path_factory.mktemp("ids"))
+        config = {
+            "api_key_pair": standard_sandbox.key_pair,
+            "api_url": standard_sandbox.api_url,
+            "requests_per_minute": 0,
+            "message_ids_file": str(files["messages"]),
+            "pushed_message_ids_file": str(files["pushed_messages"]),
+        }
+        runner = TapTestRunner(TapChatra, config=config, suite_config=SUITE)
+        runner.sync_all()
+        return runner
+
+
+def test_standard_run_fetched_every_stream(standard_sandbox: SandboxServer) -> None:
+    # The standard tests share one sync; make sure it reached the API for all three streams.
+    resources = {entry["resource"] for entry in standard_sandbox.request_log()}
+    assert {"messages", "pushedMessages", "clients"} <= resources

@@ -1,0 +1,209 @@
+"""The small modules on their own: records, per-ID state, progress and the ordered worker pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+
+from tap_chatra.id_state import IdState, RefreshRun, fingerprint, plan_fetches
+from tap_chatra.progress import Progress, format_duration
+from tap_chatra.records import RecordShaper, utc_datetime_from_ms
+from tap_chatra.workers import Cancelled, WorkerPool, in_order
+
+LOGGER = logging.getLogger("tap-chatra.units")
+SCHEMA = json.loads(
+    json.dumps(
+        {
+            "properties": {
+                "id": {"type": "string"},
+                "text": {"type": ["string", "null"]},
+                "createdAt": {"type": ["integer", "null"]},
+                "created_at": {"type": ["string", "null"], "format": "date-time"},
+                "score": {"type": ["number", "null"]},
+                "extra": {"type": "object"},
+            }
+        }
+    )
+)
+
+
+def test_shaper_keeps_unknown_and_mistyped_keys_in_extra_and_logs_each_once(caplog) -> None:
+    shaper = RecordShaper("messages", SCHEMA, LOGGER)
+    first = shaper.shape(
+        {"id": "A", "text": 5, "createdAt": 1481892808000, "score": 3, "new": [1], "extra": 1},
+        "A",
+    )
+    second = shaper.shape({"id": "B", "new": {"x": 1}, "text": "hi"}, "B")
+
+    assert first == {
+        "id": "A",
+        "text": None,
+        "createdAt": 1481892808000,
+        "created_at": "2016-12-16T12:53:28+00:00",
+        "score": 3,
+        "extra": {"text": 5, "new": [1], "extra": 1},
+    }
+    assert second["extra"] == {"new": {"x": 1}}
+    assert second["created_at"] is None
+    assert [r.getMessage() for r in caplog.records] == [
+        (
+            "messages: API key 'text' arrived as integer, not as the schema says; "
+            "it is kept in the 'extra' column."
+        ),
+        "messages: API key 'new' is not in the schema; it is kept in the 'extra' column.",
+        (
+            "messages: API key 'extra' has the name of a column the tap derives; "
+            "it is kept in the 'extra' column."
+        ),
+    ]
+
+
+def test_shaper_uses_the_requested_id_when_the_body_has_none() -> None:
+    shaper = RecordShaper("clients", SCHEMA, LOGGER)
+    assert shaper.shape({"text": "x"}, "requested")["id"] == "requested"
+
+
+@pytest.mark.parametrize("value", [None, "1481892808000", True, 10**20])
+def test_created_at_is_null_for_unusable_values(value) -> None:
+    assert utc_datetime_from_ms(value) is None
+
+
+def test_fingerprint_ignores_key_order_and_sees_any_change() -> None:
+    body = {"id": "A", "info": {"a": 1, "b": [1, 2]}}
+    same = {"info": {"b": [1, 2], "a": 1}, "id": "A"}
+    assert fingerprint(body) == fingerprint(same)
+    assert fingerprint(body) != fingerprint({"id": "A", "info": {"a": 1, "b": [2, 1]}})
+    assert len(fingerprint(body)) == 6
+
+
+def test_id_state_prefers_the_newer_of_fetched_and_missing() -> None:
+    # Meltano's merge of partial state can leave an ID in both maps.
+    bookmark = {"fetched": {"A": 200, "B": "100:fp0001"}, "missing": {"A": 150, "B": 300}}
+    state = IdState(bookmark, logger=LOGGER)
+    assert state.missing_at("A") is None
+    assert state.missing_at("B") == 300
+    assert state.fingerprint("B") == "fp0001"
+    state.mark_fetched("B", 400, "fp0002")
+    assert bookmark == {"fetched": {"A": 200, "B": "400:fp0002"}, "missing": {"A": 150}}
+
+
+def test_id_state_survives_garbage_state(caplog) -> None:
+    bookmark = {"fetched": ["not", "a", "map"], "missing": {"A": "soon"}}
+    state = IdState(bookmark, logger=LOGGER)
+    assert state.fetched_at("A") is None
+    assert state.missing_at("A") is None
+    assert "STATE key 'fetched' is not an object; starting it afresh." in caplog.messages
+
+
+def test_plan_for_messages_skips_fetched_and_missing_not_due() -> None:
+    state = IdState({"fetched": {"A": 10}, "missing": {"B": 1000, "C": 10}}, logger=LOGGER)
+    plan = plan_fetches(
+        ["A", "B", "C", "D"], state, now=2000, missing_retry_seconds=1500, refresh_started=None
+    )
+    assert plan.to_fetch == ["C", "D"]
+    assert (plan.already_fetched, plan.missing_not_due) == (1, 1)
+
+
+def test_plan_for_a_resumed_client_refresh_skips_only_what_it_did() -> None:
+    state = IdState(
+        {"fetched": {"A": "500:x", "B": "90:y"}, "missing": {"C": 600, "D": 50}}, logger=LOGGER
+    )
+    plan = plan_fetches(
+        ["A", "B", "C", "D", "E"], state, now=700, missing_retry_seconds=0, refresh_started=100
+    )
+    assert plan.to_fetch == ["B", "D", "E"]
+    assert plan.done_in_this_refresh == 2
+
+
+def test_refresh_run_starts_after_the_previous_one_and_resumes_an_interrupted_one() -> None:
+    bookmark: dict = {}
+    refresh = RefreshRun(bookmark, logger=LOGGER)
+    assert refresh.start(1000.7) == 1000
+    refresh.queue("c1")
+    refresh.queue("c1")
+    assert refresh.queued() == ["c1"]
+    assert refresh.start(1005.0) == 1000  # not finished: resumed
+    refresh.finish(1000.9)
+    assert bookmark == {"refresh": {"started": 1000, "finished": 1000}, "queued": {}}
+    # A new run in the same second must not take the old refresh's clients for its own.
+    assert refresh.start(1000.95) == 1001
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s) for s in (9.4, 250, 7500)] == ["9s", "4m 10s", "2h 05m"]
+
+
+def test_progress_line_with_a_fake_clock(caplog) -> None:
+    now = [100.0]
+    progress = Progress("messages", 300, LOGGER, interval=30, clock=lambda: now[0])
+    for _ in range(60):
+        progress.advance()
+    now[0] = 129.0
+    progress.maybe_log()
+    assert caplog.messages == []
+    now[0] = 160.0
+    progress.maybe_log()
+    assert caplog.messages == ["messages: 60/300 IDs done, 1.0/s, ETA 4m 00s"]
+    assert progress.seconds_until_due() == 30
+
+
+def test_in_order_yields_in_submission_order_despite_uneven_latency() -> None:
+    delays = {"a": 0.05, "b": 0.0, "c": 0.03, "d": 0.0}
+    with WorkerPool(3, name="test") as pool:
+
+        def start(item: str):
+            def call() -> str:
+                time.sleep(delays[item])
+                return item.upper()
+
+            return call
+
+        results = [
+            (item, future.result()) for item, future in in_order(pool, delays, start, ahead=2)
+        ]
+    assert results == [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]
+
+
+def test_in_order_reports_errors_in_place_and_keeps_at_most_ahead_plus_one_submitted() -> None:
+    submitted: list[str] = []
+    with WorkerPool(2, name="test") as pool:
+
+        def start(item: str):
+            submitted.append(item)
+            if item == "bad":
+                raise ValueError(item)
+            return lambda: item
+
+        pairs = in_order(pool, ["x", "bad", "y", "z"], start, ahead=1)
+        _, first = next(pairs)
+        assert first.result() == "x"
+        assert submitted == ["x", "bad"]
+        item, failed = next(pairs)
+        assert item == "bad"
+        with pytest.raises(ValueError, match="bad"):
+            failed.result()
+
+
+def test_closing_the_pool_cancels_queued_jobs_and_interrupts_sleeps() -> None:
+    pool = WorkerPool(1, name="test")
+    started = threading.Event()
+
+    def sleeper() -> str:
+        started.set()
+        pool.interruptible_sleep(30)
+        return "slept"
+
+    running = pool.submit(sleeper)
+    queued = pool.submit(lambda: "never")
+    started.wait(5)
+    began = time.monotonic()
+    pool.close()
+    with pytest.raises(Cancelled):
+        running.result(timeout=5)
+    with pytest.raises(Cancelled):
+        queued.result(timeout=5)
+    assert time.monotonic() - began < 2

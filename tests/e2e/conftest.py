@@ -1,0 +1,162 @@
+"""Fixtures for the end-to-end tests: the repository's Meltano project, installed once.
+
+The tests drive the real `meltano` CLI in the repository root, with the plugin venvs under
+.meltano/ that `meltano install` builds (once per test session). Everything else a run
+leaves behind is kept apart from a developer's own runs: Meltano's system database (and with
+it the state) lives in the session's temp folder, the developer's .env is not read, and every
+path a plugin writes to is pointed into the test's own temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from chatra_sandbox import SandboxServer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+# Variables from the developer's shell that would change what the plugins or Meltano do.
+ISOLATED_PREFIXES = (
+    "MELTANO_",
+    "TAP_CHATRA_",
+    "TARGET_CHATRA_PUSH_",
+    "TAP_POSTGRES_",
+    "TARGET_POSTGRES_",
+    "TARGET_DUCKDB_",
+    "TAP_JSONL_",
+)
+# Kept: the interpreter for the plugin venvs, which CI sets on Python 3.13 (see ci.yml).
+PASSED_THROUGH = {"MELTANO_PYTHON"}
+INSTALL_TIMEOUT = 900
+RUN_TIMEOUT = 300
+
+
+@dataclass
+class MeltanoProject:
+    """The repository's Meltano project, run in a test-only system database."""
+
+    root: Path
+    env_file: Path
+    base_env: dict[str, str]
+
+    def command(self, *args: str) -> list[str]:
+        """The full `meltano` command line (dev environment, no .env) for `args`."""
+        return [
+            str(BIN / "meltano"),
+            "--environment=dev",
+            f"--env-file={self.env_file}",
+            *args,
+        ]
+
+    def environ(self, env: dict[str, str] | None) -> dict[str, str]:
+        """The process environment: the isolated base plus `env`."""
+        return {**self.base_env, **(env or {})}
+
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        timeout: float = RUN_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `meltano ARGS`; with `check`, fail the test (showing the log) on a non-zero exit."""
+        result = subprocess.run(
+            self.command(*args),
+            cwd=self.root,
+            env=self.environ(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            log = "\n".join((result.stdout + result.stderr).splitlines()[-60:])
+            pytest.fail(f"`meltano {' '.join(args)}` exited {result.returncode}:\n{log}")
+        return result
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start `meltano ARGS` without waiting; output goes to the returned pipes."""
+        return subprocess.Popen(
+            self.command(*args),
+            cwd=self.root,
+            env=self.environ(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def meltano(tmp_path_factory: pytest.TempPathFactory) -> MeltanoProject:
+    """The Meltano project with every plugin installed (`meltano install`, once a session)."""
+    folder = tmp_path_factory.mktemp("meltano")
+    env_file = folder / "empty.env"
+    env_file.write_text("", encoding="utf-8")
+    base_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in PASSED_THROUGH or not k.startswith(ISOLATED_PREFIXES)
+    }
+    base_env.update(
+        MELTANO_DATABASE_URI=f"sqlite:///{folder / 'meltano.db'}",
+        MELTANO_CLI_LOG_FORMAT="uncolored",
+        NO_COLOR="1",
+    )
+    project = MeltanoProject(REPO_ROOT, env_file, base_env)
+    started = time.monotonic()
+    project.run("install", timeout=INSTALL_TIMEOUT)
+    print(f"\nmeltano install took {time.monotonic() - started:.1f} s")
+    return project
+
+
+@dataclass
+class SandboxSettings:
+    """Plugin settings (as variables) that point tap-chatra and target-chatra-push at a sandbox."""
+
+    folder: Path
+
+    def tap(self, sandbox: SandboxServer) -> dict[str, str]:
+        """tap-chatra: the sandbox's URL and keys, and ID files listing all its records."""
+        paths = sandbox.write_id_files(self.folder / "ids")
+        return {
+            "TAP_CHATRA_API_URL": sandbox.api_url,
+            "TAP_CHATRA_API_KEY_PAIR": sandbox.key_pair,
+            "TAP_CHATRA_REQUESTS_PER_MINUTE": "0",
+            "TAP_CHATRA_MESSAGE_IDS_FILE": str(paths["messages"]),
+            "TAP_CHATRA_PUSHED_MESSAGE_IDS_FILE": str(paths["pushed_messages"]),
+            "TAP_CHATRA_CLIENT_IDS_FILE": str(paths["clients"]),
+        }
+
+    def target(self, sandbox: SandboxServer) -> dict[str, str]:
+        """target-chatra-push: the sandbox's URL and keys; every file it writes in the folder."""
+        folder = self.folder / "chatra-push"
+        return {
+            "TARGET_CHATRA_PUSH_API_URL": sandbox.api_url,
+            "TARGET_CHATRA_PUSH_API_KEY_PAIR": sandbox.key_pair,
+            "TARGET_CHATRA_PUSH_REQUESTS_PER_MINUTE": "0",
+            "TARGET_CHATRA_PUSH_LEDGER_PATH": str(folder / "ledger.sqlite"),
+            "TARGET_CHATRA_PUSH_DEAD_LETTER_PATH": str(folder / "dead-letter.jsonl"),
+            "TARGET_CHATRA_PUSH_PREVIEW_PATH": str(folder / "preview.jsonl"),
+            "TARGET_CHATRA_PUSH_REPORT_PATH": str(folder / "report.json"),
+            "TARGET_CHATRA_PUSH_SENT_IDS_PATH": str(folder / "sent-ids.txt"),
+        }
+
+    @property
+    def report_path(self) -> Path:
+        """Where target-chatra-push writes its end-of-run summary."""
+        return self.folder / "chatra-push" / "report.json"
+
+
+@pytest.fixture
+def sandbox_settings(tmp_path: Path) -> SandboxSettings:
+    """Settings pointing the Chatra plugins at a sandbox, with files in this test's folder."""
+    return SandboxSettings(tmp_path)
