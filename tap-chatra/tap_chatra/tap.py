@@ -14,6 +14,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from chatra_client import ChatraClient, ChatraError, ConnectionSettings, connection_properties
+from chatra_client.plugin import ChatraPlugin
 from tap_chatra.connection import HttpResources
 from tap_chatra.id_sources import IdLists, IdSourceError, collect_ids
 from tap_chatra.settings import TAP_SETTINGS
@@ -29,7 +30,7 @@ if t.TYPE_CHECKING:
 SYNC_ORDER = ("messages", "pushed_messages", "clients")
 
 
-class TapChatra(Tap):
+class TapChatra(ChatraPlugin, Tap):
     """Singer tap for Chatra messages, pushed messages and clients, with per-record ID state."""
 
     name = "tap-chatra"

@@ -10,6 +10,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.target_base import Target
 
 from chatra_client import ConfigError, ConnectionSettings, connection_properties
+from chatra_client.plugin import ChatraPlugin
 from target_chatra_push.delivery import Delivery, RunStoppedError
 from target_chatra_push.mapping import StreamMappings
 from target_chatra_push.policy import DeliveryOptions
@@ -41,7 +42,7 @@ def _connection(config: Mapping[str, t.Any], *, dry_run: bool) -> ConnectionSett
     return ConnectionSettings.from_config(config)
 
 
-class TargetChatraPush(Target):
+class TargetChatraPush(ChatraPlugin, Target):
     """Sends each row as one Chatra pushed or agent message, never the same one twice."""
 
     name = "target-chatra-push"
