@@ -114,8 +114,13 @@ class Ledger:
     @classmethod
     def open(cls, path: Path) -> Ledger:
         """Open (creating if needed) the ledger for a real run."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        except (OSError, sqlite3.Error) as exc:
+            reason = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else exc
+            msg = f"The ledger {path} cannot be created ({reason}); set ledger_path elsewhere."
+            raise LedgerError(msg) from None
         try:
             db.execute("PRAGMA journal_mode = DELETE")
             db.execute("PRAGMA synchronous = FULL")

@@ -83,6 +83,16 @@ def test_a_ledger_from_a_newer_version_is_refused(tmp_path):
         Ledger.open(path)
 
 
+def test_a_ledger_folder_that_cannot_be_created_is_a_ledger_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    with pytest.raises(
+        LedgerError, match=r"cannot be created \(File exists: .*a-file\); set ledger_path"
+    ):
+        Ledger.open(blocker / "ledger.sqlite")
+
+
 def test_an_unusable_ledger_stops_the_run_before_any_send(sandbox, kit):
     kit.ledger_path.parent.mkdir(parents=True)
     kit.ledger_path.write_text("not a database")
