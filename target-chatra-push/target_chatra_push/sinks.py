@@ -82,6 +82,16 @@ class ChatraMessageSink(RecordSink):
         return self._schema_check
 
     @override
+    def _singer_validate_message(self, record: dict[str, t.Any]) -> None:
+        """Leave a row without its key properties to the delivery, which dead-letters it.
+
+        Changes SDK 0.54 behaviour: the SDK raises MissingKeyPropertiesError here, which ends
+        the whole run. The delivery builds each row's dedupe key and dead-letters a row that
+        lacks one as `missing_key`; a row keyed by `dedupe_key_properties` needs no stream key.
+        Guarded by tests/faults/test_bad_input.py.
+        """
+
+    @override
     def process_record(self, record: dict[str, t.Any], context: dict[str, t.Any]) -> None:
         problem = self._schema_check.take_problem() if self._schema_check else None
         if self.stream_name == MELTANO_TEST_STREAM:

@@ -2,23 +2,27 @@
 
 They run as dry runs: the SDK's sample streams carry an `id` on most rows, which this config
 maps to a client ID, so their rows would otherwise go out as messages. Every test of the SDK's
-target suite applies and none is excluded. `TargetMultipleStateMessages`, which the SDK itself
-leaves out of the suite, does not apply: it expects STATE held back and emitted once per
+target suite applies; one is replaced: the SDK expects a row without its key property to stop
+the run with MissingKeyPropertiesError, while this target dead-letters that row and goes on
+(the replacement below runs the SDK's own input). `TargetMultipleStateMessages`, which the SDK
+itself leaves out of the suite, does not apply: it expects STATE held back and emitted once per
 drain, while this target passes each STATE on as soon as the rows before it are settled (and a
 dry run passes none on); tests/test_state.py covers STATE instead.
 """
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import pytest
 from singer_sdk.testing import get_target_test_class
 
 from target_chatra_push.target import TargetChatraPush
 
-StandardTargetTests = get_target_test_class(
-    TargetChatraPush,
-    config={"dry_run": True, "client_id_property": "id", "text_template": "{{ row }}"},
-)
+CONFIG = {"dry_run": True, "client_id_property": "id", "text_template": "{{ row }}"}
+StandardTargetTests = get_target_test_class(TargetChatraPush, config=CONFIG)
+SDK_STREAMS = resources.files("singer_sdk.testing") / "target_test_streams"
 
 
 class TestTargetChatraPushStandard(StandardTargetTests):
@@ -29,3 +33,11 @@ class TestTargetChatraPushStandard(StandardTargetTests):
         yield
         written = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
         assert written <= {".chatra-push/preview.jsonl"}
+
+    def test_target_record_missing_key_property(self, tmp_path):
+        """A row without its key property is previewed as invalid and the run goes on."""
+        with (SDK_STREAMS / "record_missing_key_property.singer").open(encoding="utf-8") as lines:
+            TargetChatraPush(config=CONFIG).listen(file_input=lines)
+        preview = (tmp_path / ".chatra-push" / "preview.jsonl").read_text(encoding="utf-8")
+        entries = [json.loads(line) for line in preview.splitlines()]
+        assert [entry["action"] for entry in entries] == ["invalid"]

@@ -391,24 +391,3 @@ class Plugins:
 def plugins(tmp_path: Path) -> Plugins:
     """Runs the plugins as subprocesses in the test's temp folder."""
     return Plugins(tmp_path)
-
-
-# Known bugs the fault suite found, listed with their issue notes; strict, so each turns red
-# again as soon as its fix lands and the entry must be removed.
-KNOWN_BUGS = {
-    "test_tap_config_file_unreadable[config-not-json]": "B1",
-    "test_tap_config_file_unreadable[config-missing]": "B1",
-    "test_target_config_file_not_json": "B1",
-    "test_target_malformed_settings[ledger-folder-not-creatable]": "B2",
-    "test_target_row_without_its_key_property_is_dead_lettered": "B3",
-    "test_number_settings_from_the_environment[tap-chatra]": "B5",
-    "test_number_settings_from_the_environment[target-chatra-push]": "B5",
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        reason = KNOWN_BUGS.get(item.name)
-        if reason and "test_bad_input" in item.nodeid:
-            note = f"known bug {reason}, see the issue 6 note"
-            item.add_marker(pytest.mark.xfail(strict=True, reason=note))

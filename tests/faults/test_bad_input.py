@@ -51,8 +51,6 @@ def test_tap_malformed_settings(
 
 @pytest.mark.parametrize("case", ["config-not-json", "config-missing"])
 def test_tap_config_file_unreadable(plugins: Plugins, case: str) -> None:
-    # Known to fail: see /work/notes/bugs-from-bench.md, B1 (the SDK parses --config in a
-    # click callback before the tap's own error handling runs).
     path = plugins.path("config.json")
     if case == "config-not-json":
         path.write_text("api_key_pair: not json\n", encoding="utf-8")
@@ -64,8 +62,6 @@ def test_tap_config_file_unreadable(plugins: Plugins, case: str) -> None:
 def test_number_settings_from_the_environment(
     plugins: Plugins, chatra_sandbox: SandboxServer, plugin: str
 ) -> None:
-    # Known to fail: see /work/notes/bugs-from-bench.md, B5 (`--config ENV` leaves number
-    # settings as strings, which the settings schema then refuses).
     prefix = plugin.upper().replace("-", "_")
     env = plugins.clean_env(**{
         f"{prefix}_API_KEY_PAIR": chatra_sandbox.key_pair,
@@ -117,7 +113,6 @@ def test_target_malformed_settings(
 
 
 def test_target_config_file_not_json(plugins: Plugins) -> None:
-    # Known to fail: see /work/notes/bugs-from-bench.md, B1.
     path = plugins.path("config.json")
     path.write_text("{'api_key_pair': 'single quotes are not JSON'}", encoding="utf-8")
     run = plugins.run([plugins.executable("target-chatra-push"), "--config", str(path)])
@@ -264,8 +259,6 @@ def test_target_row_corpus_each_bad_row_dead_lettered_once(
 def test_target_row_without_its_key_property_is_dead_lettered(
     plugins: Plugins, chatra_sandbox: SandboxServer
 ) -> None:
-    # Known to fail: see /work/notes/bugs-from-bench.md, B3 (the SDK's own key check raises
-    # before the sink can dead-letter the row, and the run ends in a traceback).
     rows = plugins.valid_rows(chatra_sandbox.ids("clients"), 4)
     keyless = {"client_id": rows[0]["client_id"], "text": "a row without its key"}
     messages = plugins.row_messages([*rows[:2], keyless, *rows[2:]])
@@ -274,6 +267,8 @@ def test_target_row_without_its_key_property_is_dead_lettered(
     assert sorted(plugins.key_of_send(s) for s in chatra_sandbox.sends()) == [0, 1, 2, 3]
     letters = plugins.dead_letters()
     assert [letter["record"]["text"] for letter in letters] == [keyless["text"]]
+    assert letters[0]["kind"] == "invalid"
+    assert letters[0]["reason"] == "no dedupe key: 'id' is missing or null"
 
 
 def test_target_template_errors_dead_letter_the_row_only(
