@@ -5,8 +5,14 @@ then mark ``sent`` with Chatra's message ID (committed). A crash between the two
 leaves the key ``pending``; a POST whose answer was lost leaves it ``unknown``. Both mean
 "may have been sent" and are never sent again unless the user asks for it.
 
-The rollback journal (not WAL) is used with full fsync, so each commit is durable and a dry
-run can open the file read-only without creating any file beside it.
+The file is a write-ahead log (WAL) during a run. Every commit survives a killed process. The
+claim (the `pending` mark) is also fsync'd before its POST, so it survives a power loss too;
+the outcome marks are not, but the next claim's fsync carries them, and a power loss can only
+turn the last outcome back into `pending`, which is reported and never resent. That is one
+fsync per row, where the rollback journal needed several per commit. When a run closes the
+ledger it switches the file back to a rollback journal, so a dry run can open it read-only
+without creating any file beside it. WAL needs a local disk: keep `ledger_path` off network
+file systems.
 """
 
 from __future__ import annotations
@@ -122,8 +128,8 @@ class Ledger:
             msg = f"The ledger {path} cannot be created ({reason}); set ledger_path elsewhere."
             raise LedgerError(msg) from None
         try:
-            db.execute("PRAGMA journal_mode = DELETE")
-            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 msg = (
@@ -157,7 +163,14 @@ class Ledger:
         return cls(db, read_only=True)
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database, leaving it in rollback-journal mode where no one else uses it."""
+        if not self.read_only:
+            try:
+                # Leaving WAL needs the file to itself; a concurrent run switches it back.
+                self._db.execute("PRAGMA busy_timeout = 0")
+                self._db.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.OperationalError:
+                pass
         self._db.close()
 
     def get(self, stream: str, key: str) -> Entry | None:
@@ -175,14 +188,28 @@ class Ledger:
         payload_hash: str,
         decide: Callable[[Entry | None], bool],
     ) -> tuple[Entry | None, bool]:
-        """Mark a key pending if `decide(current entry)` says to send it; atomic and committed.
+        """Mark a key pending if `decide(current entry)` says to send it; atomic and durable.
 
         The check and the mark share one write transaction, so two runs sharing a ledger
-        cannot both claim a key.
+        cannot both claim a key. The commit is fsync'd: the mark must outlive any crash
+        before the POST it allows.
 
         Returns:
             The entry as it was before, and whether the key was claimed.
         """
+        self._db.execute("PRAGMA synchronous = FULL")
+        try:
+            return self._claim(stream, key, payload_hash, decide)
+        finally:
+            self._db.execute("PRAGMA synchronous = NORMAL")
+
+    def _claim(
+        self,
+        stream: str,
+        key: str,
+        payload_hash: str,
+        decide: Callable[[Entry | None], bool],
+    ) -> tuple[Entry | None, bool]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             entry = self.get(stream, key)

@@ -57,6 +57,48 @@ def test_a_retry_counts_attempts_and_clears_the_failure(tmp_path):
         ledger.close()
 
 
+def _journal_mode(path):
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        return db.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_run_writes_ahead_and_leaves_a_rollback_journal_file(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    first, second = Ledger.open(path), Ledger.open(path)
+    first.claim("s", "k", "h", lambda e: True)
+    assert {"ledger.sqlite-wal", "ledger.sqlite-shm"} <= {p.name for p in tmp_path.iterdir()}
+
+    first.close()  # the second run still has the file open, so it stays in WAL
+    second.mark_sent("s", "k", "MSG1")
+    second.close()
+
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.sqlite"]
+    assert _journal_mode(path) == "delete"
+    reopened = Ledger.open(path)
+    assert reopened.get("s", "k").message_id == "MSG1"
+    reopened.close()
+
+
+def test_only_the_claim_waits_for_the_disk(tmp_path):
+    # synchronous: 2 = FULL (the commit is fsync'd), 1 = NORMAL (a later fsync carries it).
+    ledger = Ledger.open(tmp_path / "ledger.sqlite")
+    during_claim = []
+
+    def decide(entry):
+        during_claim.append(ledger._db.execute("PRAGMA synchronous").fetchone()[0])
+        return True
+
+    try:
+        ledger.claim("s", "k", "h", decide)
+        assert during_claim == [2]
+        assert ledger._db.execute("PRAGMA synchronous").fetchone()[0] == 1
+    finally:
+        ledger.close()
+
+
 def test_read_only_open_creates_nothing(tmp_path):
     assert Ledger.open_read_only(tmp_path / "missing.sqlite") is None
     path = tmp_path / "ledger.sqlite"
