@@ -80,6 +80,7 @@ class TargetChatraPush(ChatraPlugin, Target):
         )
         # Each row is settled inside process_record, so draining has no work for a thread pool.
         self.max_parallelism = 1
+        self._state_written: dict[str, t.Any] | None = None
         self.mappings = StreamMappings(self.config)
         options = DeliveryOptions.from_config(self.config)
         errors = list(self.mappings.errors)
@@ -109,6 +110,14 @@ class TargetChatraPush(ChatraPlugin, Target):
             return
         super()._process_state_message(message_dict)
         self.drain_all()
+
+    @override
+    def _write_state_message(self, state: dict[str, t.Any]) -> None:
+        """Write each STATE once: the SDK's end-of-input drain repeats the last one."""
+        if state == self._state_written:
+            return
+        self._state_written = state
+        super()._write_state_message(state)
 
     @override
     def process_endofpipe(self) -> None:
