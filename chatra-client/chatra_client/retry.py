@@ -21,6 +21,7 @@ from chatra_client.errors import OutcomeUnknownError, RetriableError, RetriesExh
 
 if t.TYPE_CHECKING:
     import logging
+    import threading
     from collections.abc import Callable
 
     from chatra_client.ratelimit import RateLimiter
@@ -90,6 +91,7 @@ def retrying(
     describe: str = "Chatra request",
     idempotent: bool = True,
     sleep: Callable[[float], None] = time.sleep,
+    stopping: threading.Event | None = None,
 ) -> Callable[P, R]:
     """Wrap a one-request callable with pacing and retries.
 
@@ -101,7 +103,10 @@ def retrying(
         logger: Each retry is logged here at INFO, with the reason and never a secret.
         describe: Names the request in logs and errors when no PreparedRequest is passed.
         idempotent: False for POSTs, which must not be repeated once they may have been sent.
-        sleep: For tests.
+        sleep: Waits before a retry; may raise to abandon it (a stopping worker pool).
+        stopping: Set once the caller has given up (another request failed the run): a
+            failed attempt then ends at once, with no retry and no "Retrying" line after
+            the run's final error.
 
     Returns:
         The wrapped callable.
@@ -139,6 +144,9 @@ def retrying(
                     f"{reason} Try again later or lower requests_per_minute."
                 )
                 raise RetriesExhaustedError(msg, reason=reason, status=status) from None
+            if stopping is not None and stopping.is_set():
+                msg = f"Not retried, the run is stopping; last: {reason}"
+                raise RetriesExhaustedError(msg, reason=reason, status=status)
             if retry_after is not None and limiter is not None:
                 limiter.hold(wait)
             logger.info(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
 
 import pytest
 import requests
@@ -112,6 +113,19 @@ def test_each_retry_is_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "HTTP 429" in caplog.records[0].getMessage()
     assert "Retrying (1 of 3) in 2.0s" in caplog.records[0].getMessage()
+
+
+def test_a_stopping_caller_gets_no_retry_and_no_retry_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="test-retry")
+    stopping = threading.Event()
+    stopping.set()
+    script = Script(throttled(2))
+    with pytest.raises(RetriesExhaustedError, match="Not retried, the run is stopping"):
+        run(script, stopping=stopping)
+    assert script.calls == 1
+    assert caplog.records == []
 
 
 @pytest.mark.parametrize(

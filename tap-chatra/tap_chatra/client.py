@@ -98,6 +98,7 @@ class ChatraStream(RESTStream[None]):
             logger=self.logger,
             describe=f"{self.name}: GET",
             sleep=self._pool.interruptible_sleep if self._pool else time.sleep,
+            stopping=self._pool.stopping if self._pool else None,
         )
 
     @override
