@@ -20,11 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import typing as t
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -197,38 +198,34 @@ class Ledger:
         Returns:
             The entry as it was before, and whether the key was claimed.
         """
+        with self._fsynced_commits():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                entry = self.get(stream, key)
+                claimed = decide(entry)
+                if claimed:
+                    now = _now()
+                    self._db.execute(
+                        "INSERT INTO deliveries (stream, dedupe_key, status, payload_hash, "
+                        "attempts, created_at, updated_at) VALUES (?, ?, 'pending', ?, 1, ?, ?) "
+                        "ON CONFLICT (stream, dedupe_key) DO UPDATE SET status = 'pending', "
+                        "failure_kind = NULL, payload_hash = excluded.payload_hash, "
+                        "attempts = attempts + 1, updated_at = excluded.updated_at",
+                        (stream, key, payload_hash, now, now),
+                    )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return entry, claimed
+
+    @contextmanager
+    def _fsynced_commits(self) -> Iterator[None]:
         self._db.execute("PRAGMA synchronous = FULL")
         try:
-            return self._claim(stream, key, payload_hash, decide)
+            yield
         finally:
             self._db.execute("PRAGMA synchronous = NORMAL")
-
-    def _claim(
-        self,
-        stream: str,
-        key: str,
-        payload_hash: str,
-        decide: Callable[[Entry | None], bool],
-    ) -> tuple[Entry | None, bool]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            entry = self.get(stream, key)
-            claimed = decide(entry)
-            if claimed:
-                now = _now()
-                self._db.execute(
-                    "INSERT INTO deliveries (stream, dedupe_key, status, payload_hash, "
-                    "attempts, created_at, updated_at) VALUES (?, ?, 'pending', ?, 1, ?, ?) "
-                    "ON CONFLICT (stream, dedupe_key) DO UPDATE SET status = 'pending', "
-                    "failure_kind = NULL, payload_hash = excluded.payload_hash, "
-                    "attempts = attempts + 1, updated_at = excluded.updated_at",
-                    (stream, key, payload_hash, now, now),
-                )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        return entry, claimed
 
     def _update(self, stream: str, key: str, assignments: str, values: tuple[t.Any, ...]) -> None:
         self._db.execute(
