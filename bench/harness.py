@@ -65,6 +65,12 @@ class RunResult:
         text = self.stderr.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
+    def check(self, what: str) -> None:
+        """Raise unless the process exited 0 or was stopped on purpose (a window's end)."""
+        if self.returncode != 0 and not self.stopped:
+            msg = f"{what} failed with exit code {self.returncode}:\n{self.stderr_tail()}"
+            raise RuntimeError(msg)
+
 
 class PeakMemory:
     """Follows a process's peak resident memory (`VmHWM` in /proc/PID/status).
@@ -104,6 +110,24 @@ class PeakMemory:
         self._done.set()
         self._thread.join()
         return self.peak
+
+
+def run_plugin(program: str, folder: Path, config: Path, **kwargs: t.Any) -> RunResult:
+    """Run a plugin's console script with `--config`; stdout and stderr land in `folder`.
+
+    Args:
+        program: The console script's path.
+        folder: Receives `<name>.out` (Singer output) and `<name>.err` (logs).
+        config: The plugin's config file.
+        **kwargs: Passed to `run_measured` (stdin, env, stop_after, timeout).
+    """
+    name = Path(program).name
+    return run_measured(
+        [program, "--config", str(config)],
+        stdout=folder / f"{name}.out",
+        stderr=folder / f"{name}.err",
+        **kwargs,
+    )
 
 
 def run_measured(

@@ -5,7 +5,15 @@ from __future__ import annotations
 import sys
 import typing as t
 
-from bench.harness import ROOT, Sandbox, read_singer, run_measured, write_json, write_lines
+from bench.harness import (
+    ROOT,
+    Sandbox,
+    read_singer,
+    run_measured,
+    run_plugin,
+    write_json,
+    write_lines,
+)
 from bench.report import Figure
 from bench.target_bench import add_pacing_figures
 
@@ -35,22 +43,6 @@ def tap_config(folder: Path, sandbox: Sandbox, ids_file: Path, **settings: t.Any
     return write_json(folder / "tap.json", config)
 
 
-def run_tap(ctx: Context, folder: Path, config: Path, **kwargs: t.Any) -> RunResult:
-    """Run tap-chatra with its records going to `folder`/tap.out."""
-    return run_measured(
-        [ctx.tap(), "--config", str(config)],
-        stdout=folder / "tap.out",
-        stderr=folder / "tap.err",
-        **kwargs,
-    )
-
-
-def _check(result: RunResult, what: str) -> None:
-    if result.returncode != 0 and not result.stopped:
-        msg = f"{what} failed with exit code {result.returncode}:\n{result.stderr_tail()}"
-        raise RuntimeError(msg)
-
-
 def overhead_and_scaling(ctx: Context) -> None:
     """Items 1 and 3, on one sandbox seeded with enough messages for the larger run."""
     sizes = ctx.sizes
@@ -73,14 +65,15 @@ def overhead(ctx: Context, sandbox: Sandbox, ids: list[str]) -> None:
         stderr=folder / "bare.err",
         env={"BENCH_KEY_PAIR": sandbox.key_pair},
     )  # fmt: skip
-    _check(bare, "the bare GET loop")
+    bare.check("the bare GET loop")
     runs: dict[str, RunResult] = {}
     for name, concurrency in (("default", None), ("serial", 1)):
         run_dir = ctx.folder(f"tap-overhead/{name}")
         extra = {} if concurrency is None else {"max_concurrency": concurrency}
         sandbox.reset_log()
-        runs[name] = result = run_tap(ctx, run_dir, tap_config(run_dir, sandbox, ids_file, **extra))
-        _check(result, "tap-chatra")
+        config = tap_config(run_dir, sandbox, ids_file, **extra)
+        runs[name] = result = run_plugin(ctx.tap(), run_dir, config)
+        result.check("tap-chatra")
         emitted = read_singer(result.stdout).records["messages"]
         if emitted != n:
             msg = f"tap-chatra emitted {emitted} of {n} messages."
@@ -119,8 +112,8 @@ def scaling(ctx: Context, sandbox: Sandbox, ids: list[str]) -> None:
     for n in (sizes.scaling_small, sizes.scaling_large):
         folder = ctx.folder(f"state-scaling/{n}")
         ids_file = write_lines(folder / "ids.txt", ids[:n])
-        result = run_tap(ctx, folder, tap_config(folder, sandbox, ids_file))
-        _check(result, f"tap-chatra ({n:,} IDs)")
+        result = run_plugin(ctx.tap(), folder, tap_config(folder, sandbox, ids_file))
+        result.check(f"tap-chatra ({n:,} IDs)")
         output = read_singer(result.stdout)
         fetched = output.last_state.get("bookmarks", {}).get("messages", {}).get("fetched", {})
         if output.records["messages"] != n or len(fetched) != n:
@@ -175,8 +168,9 @@ def _paced_run(ctx: Context, name: str, *, latency_ms: float) -> list[dict[str, 
     ) as sandbox:
         ids_file = write_lines(folder / "ids.txt", sandbox.ids("messages"))
         config = tap_config(folder, sandbox, ids_file, requests_per_minute=sizes.rpm)
-        result = run_tap(ctx, folder, config, stop_after=sizes.window + sizes.startup_margin)
-        _check(result, f"tap-chatra ({name})")
+        window = sizes.window + sizes.startup_margin
+        result = run_plugin(ctx.tap(), folder, config, stop_after=window)
+        result.check(f"tap-chatra ({name})")
         return sandbox.requests_log()
 
 

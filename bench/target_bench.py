@@ -10,12 +10,11 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import ROOT, Sandbox, run_measured, window_rate, write_json
+from bench.harness import ROOT, Sandbox, run_measured, run_plugin, window_rate, write_json
 from bench.report import Figure
 
 if t.TYPE_CHECKING:
     from bench.context import Context
-    from bench.harness import RunResult
 
 ITEM4 = "4 target throughput"
 ITEM5 = "5 target pacing"
@@ -62,23 +61,6 @@ def target_config(folder: Path, sandbox: Sandbox | None, **settings: t.Any) -> P
     return write_json(folder / "target.json", config)
 
 
-def run_target(ctx: Context, folder: Path, config: Path, rows: Path, **kwargs: t.Any) -> RunResult:
-    """Run target-chatra-push on a Singer file; output and logs land in `folder`."""
-    return run_measured(
-        [ctx.target(), "--config", str(config)],
-        stdin=rows,
-        stdout=folder / "target.out",
-        stderr=folder / "target.err",
-        **kwargs,
-    )
-
-
-def _check(result: RunResult, what: str) -> None:
-    if result.returncode != 0 and not result.stopped:
-        msg = f"{what} failed with exit code {result.returncode}:\n{result.stderr_tail()}"
-        raise RuntimeError(msg)
-
-
 def ledger_cost(rows: int) -> float:
     """Seconds per row of the ledger's own work for one send: claim (pending), then mark sent.
 
@@ -123,19 +105,20 @@ def throughput(ctx: Context) -> None:
             stderr=folder / "bare.err",
             env={"BENCH_KEY_PAIR": sandbox.key_pair},
         )  # fmt: skip
-        _check(bare, "the bare POST loop")
+        bare.check("the bare POST loop")
         bare_sends = len(sandbox.sends())
         sandbox.reset_log()
 
         real_dir = ctx.folder("target-throughput/real")
-        real = run_target(ctx, real_dir, target_config(real_dir, sandbox), rows)
-        _check(real, "target-chatra-push")
+        real = run_plugin(ctx.target(), real_dir, target_config(real_dir, sandbox), stdin=rows)
+        real.check("target-chatra-push")
         sends = sandbox.sends()
         sandbox.reset_log()
 
         dry_dir = ctx.folder("target-throughput/dry")
-        dry = run_target(ctx, dry_dir, target_config(dry_dir, None, dry_run=True), rows)
-        _check(dry, "target-chatra-push --dry-run")
+        dry_config = target_config(dry_dir, None, dry_run=True)
+        dry = run_plugin(ctx.target(), dry_dir, dry_config, stdin=rows)
+        dry.check("target-chatra-push --dry-run")
         previewed = _count_lines(dry_dir / "preview.jsonl")
         dry_requests = len(sandbox.requests_log())
 
@@ -182,10 +165,10 @@ def pacing(ctx: Context) -> None:
     with Sandbox(folder, clients=200, requests_per_minute=sizes.rpm) as sandbox:
         rows = write_rows(folder / "rows.singer", sandbox.ids("clients"), rows_needed)
         config = target_config(folder, sandbox, requests_per_minute=sizes.rpm)
-        result = run_target(
-            ctx, folder, config, rows, stop_after=sizes.window + sizes.startup_margin
+        result = run_plugin(
+            ctx.target(), folder, config, stdin=rows, stop_after=sizes.window + sizes.startup_margin
         )
-        _check(result, "target-chatra-push (pacing)")
+        result.check("target-chatra-push (pacing)")
         log = sandbox.requests_log()
     add_pacing_figures(ctx, ITEM5, log, sizes.window, sizes.rpm, min_ratio=0.97)
 
