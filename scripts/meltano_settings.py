@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from plugin_about import about_output
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,14 +70,7 @@ MELTANO_CAPABILITIES = {
 
 def about(plugin: str) -> dict[str, Any]:
     """Return the parsed `<plugin> --about --format=json`."""
-    executable = Path(sys.executable).parent / plugin
-    output = subprocess.run(
-        [str(executable), "--about", "--format=json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    parsed: dict[str, Any] = json.loads(output)
+    parsed: dict[str, Any] = json.loads(about_output(plugin, "json"))
     return parsed
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 from pathlib import Path
 
+from plugin_about import PLUGINS, about_output
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-PLUGINS = ("tap-chatra", "target-chatra-push")
 
 
 def settings_table(plugin: str) -> str:
@@ -31,13 +31,7 @@ def settings_table(plugin: str) -> str:
     Raises:
         ValueError: If the output has no settings table.
     """
-    executable = Path(sys.executable).parent / plugin
-    about = subprocess.run(
-        [str(executable), "--about", "--format=markdown"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    about = about_output(plugin, "markdown")
     _, heading, rest = about.partition("## Settings\n")
     rows = []
     for line in rest.splitlines():
