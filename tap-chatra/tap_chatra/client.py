@@ -247,7 +247,7 @@ class ChatraStream(RESTStream[None]):
         try:
             return periodic.wait(future)
         except InvalidIdError as error:
-            # Only an ID from an API body can get here; configured IDs are checked on reading.
+            # Configured IDs are checked on reading; a client ID from a message body is not.
             self.logger.warning("%s: %s; skipped.", self.name, error)
             counts["invalid"] += 1
             return None

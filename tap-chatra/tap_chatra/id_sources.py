@@ -106,13 +106,18 @@ def _read_text(path: Path, setting: str) -> str:
         raise IdSourceError(msg) from None
 
 
-def _ids_from_text(text: str) -> Iterator[str]:
+def _ids_from_text(text: str, problems: _Problems) -> Iterator[str]:
     # One ID per line. Surrounding whitespace is invisible in a text file, so it is dropped,
     # and blank lines are allowed by the format, so they are skipped without a report.
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         value = line.strip()
-        if value and not value.startswith("#"):
-            yield value
+        if not value or value.startswith("#"):
+            continue
+        reason = _blank_reason(value)
+        if reason:
+            problems.report(number, reason)
+            continue
+        yield value
 
 
 def _ids_from_csv(text: str, problems: _Problems, setting: str, path: Path) -> Iterator[str]:
@@ -173,7 +178,7 @@ def read_id_file(path: Path, *, setting: str, logger: logging.Logger) -> list[st
     elif suffix in {".jsonl", ".ndjson"}:
         ids = list(_ids_from_jsonl(text, problems))
     else:
-        ids = list(_ids_from_text(text))
+        ids = list(_ids_from_text(text, problems))
     problems.close()
     return ids
 

@@ -25,6 +25,18 @@ def test_text_file_skips_blank_lines_and_comments(kit, caplog) -> None:
     assert _warnings(caplog) == []
 
 
+def test_text_file_reports_dot_segment_ids_with_their_line(kit, caplog) -> None:
+    path = kit.write("ids.txt", ["AAA", "..", ".", "BBB"])
+    lists = collect_ids({"message_ids_file": str(path)}, LOGGER)
+    assert lists.for_stream("messages") == ["AAA", "BBB"]
+    warnings = _warnings(caplog)
+    assert [w.split(": ", 1)[0] for w in warnings] == [
+        f"message_ids_file {path}, line 2",
+        f"message_ids_file {path}, line 3",
+    ]
+    assert all(w.endswith("; skipped.") for w in warnings)
+
+
 def test_csv_file_reads_the_id_column_and_reports_empty_cells(kit, caplog) -> None:
     path = kit.write("ids.csv", ["name,id", "first,AAA", "blank,", "spaces,   ", "last,BBB"])
     lists = collect_ids({"client_ids_file": str(path)}, LOGGER)
