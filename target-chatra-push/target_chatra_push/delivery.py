@@ -291,6 +291,10 @@ class Delivery:
             raise
         message_id = created.get("id")
         message_id = message_id if isinstance(message_id, str) and message_id else None
+        # The ID goes to the sent-ID file first: a crash in between then leaves the key
+        # `pending` (reported unconfirmed) rather than a send the read-back cannot see.
+        if message_id is not None and mapping.sent_ids_path is not None:
+            self._sent_ids_file(mapping.sent_ids_path).add(message_id)
         ledger.mark_sent(stream, key, message_id)
         if message_id is None:
             self._logger.warning(
@@ -298,8 +302,6 @@ class Delivery:
             )
         else:
             self._logger.debug("Stream %s key %s: sent as %s.", stream, key, message_id)
-            if mapping.sent_ids_path is not None:
-                self._sent_ids_file(mapping.sent_ids_path).add(message_id)
         return self._count(stream, Outcome.SENT, key)
 
     def _rejected(
