@@ -2,13 +2,15 @@
 
 Each API request goes through, in order: added latency, a possible connection drop, the key
 check (401), the rate limit (429), the endpoint lookup (404/405), injected error answers
-(429 bursts, 5xx, failing IDs) and finally the endpoint itself. Admin requests under
-``/_sandbox/`` skip all of that and are not logged.
+(429 bursts, 5xx, failing IDs), the 4xx of a rejected client (POSTs only, by the body's
+``clientId``) and finally the endpoint itself. Admin requests under ``/_sandbox/`` skip all
+of that and are not logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +88,16 @@ async def _handle_api(
         else:
             response = server_error(fault.status, html=fault.html)
         return _log(state, entry, response, fault=fault.kind)
-    result = api.handle(state.store, request.method, endpoint, await request.body())
+    body = await request.body()
+    # Collections answer only POST, which creates a message for the body's clientId.
+    if endpoint.record_id is None and faults.config.reject_clients:
+        rejection = faults.rejection(_client_id(body))
+        if rejection is not None:
+            response = json_error(
+                rejection.status, "Request rejected for this client (injected fault)."
+            )
+            return _log(state, entry, response, fault=rejection.kind)
+    result = api.handle(state.store, request.method, endpoint, body)
     if result.created is not None:
         dropped = faults.drop_after_commit()
         state.log.add_send(
@@ -101,6 +112,15 @@ async def _handle_api(
         if dropped:
             return _log(state, entry, DropConnection(), fault="post_reset_after_commit")
     return _log(state, entry, JSONResponse(result.body, status_code=result.status))
+
+
+def _client_id(body: bytes) -> object:
+    # An unreadable body is left to the endpoint, which answers it with a 400.
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload.get("clientId") if isinstance(payload, dict) else None
 
 
 def _log(

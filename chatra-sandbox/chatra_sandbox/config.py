@@ -15,6 +15,8 @@ _RATES = (
     "post_reset_after_commit_rate",
 )
 _NON_NEGATIVE = ("requests_per_minute", "latency_ms", "latency_spike_ms")
+# 429 is left to burst_429 and the rate limit: it asks for a retry, not a rejection.
+_REJECTIONS = frozenset(range(400, 500)) - {429}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class SandboxConfig:
         post_reset_after_commit_rate: Share of accepted POSTs that are committed (and logged as
             sent) but whose connection is then dropped before the answer.
         fail_ids: The first ``n`` requests for each record ID are answered with 503.
+        reject_clients: POSTs of a message to these client IDs are answered with the mapped
+            4xx status (not 429) and not committed.
         fault_seed: Seed of the generator that decides which requests get faults.
     """
 
@@ -84,6 +88,7 @@ class SandboxConfig:
     reset_rate: float = 0
     post_reset_after_commit_rate: float = 0
     fail_ids: Mapping[str, int] = field(default_factory=dict)
+    reject_clients: Mapping[str, int] = field(default_factory=dict)
     fault_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -120,6 +125,8 @@ class SandboxConfig:
             changes["burst_429"] = Burst429.parse(changes["burst_429"])
         if "fail_ids" in changes:
             changes["fail_ids"] = dict(changes["fail_ids"] or {})
+        if "reject_clients" in changes:
+            changes["reject_clients"] = _reject_clients(changes["reject_clients"])
         if "retry_after" in changes and not isinstance(changes["retry_after"], bool):
             msg = "retry_after must be true or false."
             raise ValueError(msg)
@@ -136,8 +143,25 @@ class SandboxConfig:
         """Return the options as JSON-ready values."""
         data = dataclasses.asdict(self)
         data["fail_ids"] = dict(self.fail_ids)
+        data["reject_clients"] = dict(self.reject_clients)
         return data
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _reject_clients(value: object) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        msg = f"reject_clients must map client IDs to HTTP statuses, got {value!r}."
+        raise ValueError(msg)
+    for client_id, status in value.items():
+        if isinstance(status, bool) or not isinstance(status, int) or status not in _REJECTIONS:
+            msg = (
+                f"reject_clients[{client_id!r}] must be an HTTP status from 400 to 499 other "
+                f"than 429, got {status!r}."
+            )
+            raise ValueError(msg)
+    return dict(value)

@@ -62,6 +62,11 @@ class FaultInjector:
             return Fault("fail_id", 503)
         return None
 
+    def rejection(self, client_id: object) -> Fault | None:
+        """Return the 4xx to answer a POST of a message to ``client_id`` with, if any."""
+        status = self.config.reject_clients.get(client_id) if isinstance(client_id, str) else None
+        return None if status is None else Fault("reject_client", status)
+
     def drop_after_commit(self) -> bool:
         """Whether to drop the connection of a POST that has just been committed."""
         rate = self.config.post_reset_after_commit_rate

@@ -136,6 +136,85 @@ def test_rejected_posts_are_not_committed_or_dropped(make_api):
     assert api.server.sends() == []
 
 
+@pytest.mark.parametrize("status", [400, 403, 422])
+@pytest.mark.parametrize(
+    ("path", "extra"), [("/pushedMessages/", {}), ("/messages", {"agentId": "agent-1"})]
+)
+def test_reject_clients_refuse_posts_to_those_clients(make_api, status, path, extra):
+    api = make_api()
+    rejected, other = api.server.ids("clients")[:2]
+    api.server.configure(reject_clients={rejected: status})
+
+    response = api.post(path, json={"clientId": rejected, "text": "no", **extra})
+
+    assert response.status_code == status
+    body = response.json()
+    assert body["status"] == status
+    assert "rejected" in body["message"]
+    assert api.server.sends() == []
+    assert len(api.server.ids("messages")) == 60
+    assert len(api.server.ids("pushed_messages")) == 15
+    entry = api.server.request_log()[-1]
+    assert (entry["status"], entry["fault"]) == (status, "reject_client")
+    assert api.post(path, json={"clientId": other, "text": "yes", **extra}).status_code == 200
+    assert [send["body"]["clientId"] for send in api.server.sends()] == [other]
+
+
+def test_reject_clients_leave_other_requests_alone(make_api):
+    client_id = "crm/contact/1001"
+    api = make_api(reject_clients={client_id: 403})
+    path = "/clients/crm%2Fcontact%2F1001"
+    assert api.get(path).status_code == 200
+    assert api.put(path, json={"name": "Still editable"}).status_code == 200
+
+    def post_status() -> int:
+        return api.post("/pushedMessages/", json={"clientId": client_id, "text": "x"}).status_code
+
+    # Wrong keys and injected server errors come first.
+    api.session.headers["Authorization"] = "Chatra.Simple wrong:keys"
+    assert post_status() == 401
+    api.session.headers["Authorization"] = f"Chatra.Simple {api.server.key_pair}"
+    api.server.configure(error_rate=1.0)
+    assert post_status() in {500, 502, 503}
+    api.server.configure(error_rate=0.0)
+    assert post_status() == 403
+    api.server.configure(reject_clients={})
+    assert post_status() == 200
+
+
+def test_reject_clients_in_the_config(api):
+    api.server.configure(reject_clients={"a": 422})
+    assert api.server.config()["reject_clients"] == {"a": 422}
+    assert api.admin("GET", "/config").json()["reject_clients"] == {"a": 422}
+    response = api.admin("POST", "/config", json={"reject_clients": {"b": 400}})
+    assert response.json()["reject_clients"] == {"b": 400}
+    response = api.admin("POST", "/config", json={"reject_clients": {"b": 429}})
+    assert response.status_code == 400
+    assert "reject_clients['b']" in response.json()["message"]
+    assert api.server.config()["reject_clients"] == {"b": 400}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"c": 429}, r"reject_clients\['c'\] must be an HTTP status from 400 to 499 other"),
+        ({"c": 200}, r"reject_clients\['c'\] must be .*got 200"),
+        ({"c": 500}, r"reject_clients\['c'\] must be .*got 500"),
+        ({"c": "403"}, r"reject_clients\['c'\] must be .*got '403'"),
+        ({"c": 403.0}, r"reject_clients\['c'\] must be .*got 403.0"),
+        ({"c": True}, r"reject_clients\['c'\] must be .*got True"),
+        (["c"], "reject_clients must map client IDs to HTTP statuses"),
+        ({1: 403}, "reject_clients must map client IDs to HTTP statuses"),
+    ],
+)
+def test_reject_clients_are_validated(chatra_sandbox, chatra_sandbox_factory, value, message):
+    with pytest.raises(ValueError, match=message):
+        chatra_sandbox.configure(reject_clients=value)
+    assert chatra_sandbox.config()["reject_clients"] == {}
+    with pytest.raises(ValueError, match=message):
+        chatra_sandbox_factory(reject_clients=value)
+
+
 def test_configure_rejects_unknown_options_and_bad_values(chatra_sandbox):
     with pytest.raises(TypeError, match="nonsense"):
         chatra_sandbox.configure(nonsense=1)
