@@ -93,6 +93,21 @@ def test_unknown_ids_and_invalid_posts_raise_typed_errors(sandbox: SandboxServer
 
 
 @pytest.mark.parametrize(
+    ("status", "error"), [(403, AuthenticationError), (400, RejectedError), (422, RejectedError)]
+)
+def test_4xx_answers_are_typed_and_never_retried(
+    sandbox: SandboxServer, status: int, error: type[Exception]
+) -> None:
+    client_id = sandbox.ids("clients")[0]
+    sandbox.configure(reject_clients={client_id: status})
+    with make_client(sandbox) as client, pytest.raises(error, match=f"HTTP {status}") as raised:
+        client.create("pushedMessages", {"clientId": client_id, "text": "hi"})
+    assert getattr(raised.value, "status", None) == status
+    assert [r["status"] for r in sandbox.request_log()] == [status]
+    assert sandbox.sends() == []
+
+
+@pytest.mark.parametrize(
     "odd_id", ["a/b", "../clients/x", "?x=1", "#", "...", "with space", "user@site", "ünï 客户"]
 )
 def test_odd_ids_never_reach_another_endpoint(sandbox: SandboxServer, odd_id: str) -> None:

@@ -484,3 +484,71 @@ def test_a_rejected_row_repeated_in_one_input_is_tried_once(sandbox, kit):
 
     assert len([r for r in sandbox.request_log() if r["method"] == "POST"]) == 3
     assert (run.count("rejected"), run.count("duplicate")) == (1, 1)
+
+
+def test_a_403_stops_the_run_at_once_and_the_row_goes_out_later(sandbox_with, kit, sent_texts):
+    sandbox = sandbox_with(reject_clients={"client-ada": 403})
+    run = kit.run(kit.config(sandbox), "orders.singer", stops=True)
+
+    assert [(r["status"], r["fault"]) for r in sandbox.request_log()] == [(403, "reject_client")]
+    assert sandbox.sends() == []
+    assert "HTTP 403" in run.stopped
+    assert "API keys" in run.stopped
+    assert run.states == []
+    assert kit.report()["totals"]["deferred"] == 1
+    assert not kit.dead_letter_path.exists()
+    entry = kit.ledger()["[100]"]
+    assert (entry.status, entry.failure_kind) == (Status.FAILED, FailureKind.NOT_SENT)
+
+    sandbox.configure(reject_clients={})
+    later = kit.run(kit.config(sandbox, retry_failed=False), "orders.singer")
+
+    assert later.count("sent") == 5  # not_sent, so it goes out even with retry_failed off
+    assert sent_texts(sandbox) == ORDER_TEXTS
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_row_chatra_rejects_is_dead_lettered_and_retried_later(
+    sandbox_with, kit, sent_texts, status
+):
+    sandbox = sandbox_with(reject_clients={"client-cy": status})
+    config = kit.config(sandbox)
+    first = kit.run(config, "orders.singer")
+
+    assert sent_texts(sandbox) == [*ORDER_TEXTS[:2], *ORDER_TEXTS[3:]]
+    assert (first.count("sent"), first.count("rejected")) == (4, 1)
+    assert [r["method"] for r in sandbox.request_log()] == ["POST"] * 5  # no retry of a 4xx
+    assert first.states != []  # a rejected row does not hold back the STATE
+    (letter,) = kit.dead_letters()
+    assert (letter["key"], letter["kind"], letter["status"]) == ("[102]", "rejected", status)
+    assert f"HTTP {status}" in letter["reason"]
+    assert letter["request"]["body"]["clientId"] == "client-cy"
+    entry = kit.ledger()["[102]"]
+    assert (entry.status, entry.failure_kind) == (Status.FAILED, FailureKind.REJECTED)
+
+    sandbox.configure(reject_clients={})
+    second = kit.run(config, "orders.singer")
+    third = kit.run(config, "orders.singer")
+
+    assert (second.count("sent"), second.count("duplicate")) == (1, 4)
+    assert third.count("duplicate") == 5
+    assert sorted(sent_texts(sandbox)) == sorted(ORDER_TEXTS)  # each exactly once
+    entry = kit.ledger()["[102]"]
+    assert (entry.status, entry.attempts) == (Status.SENT, 2)
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_row_chatra_rejects_is_not_retried_without_retry_failed(
+    sandbox_with, kit, sent_texts, status
+):
+    sandbox = sandbox_with(reject_clients={"client-cy": status})
+    config = kit.config(sandbox, retry_failed=False)
+    kit.run(config, "orders.singer")
+    sandbox.configure(reject_clients={})
+    second = kit.run(config, "orders.singer")
+
+    assert (second.count("not_retried"), second.count("duplicate")) == (1, 4)
+    assert "Hi Cy, order 102 has shipped." not in sent_texts(sandbox)
+    assert len(sandbox.sends()) == 4
+    assert [r["method"] for r in sandbox.request_log()].count("POST") == 5
+    assert kit.ledger()["[102]"].status is Status.FAILED
