@@ -112,13 +112,13 @@ def test_config_from_environment(chatra_sandbox, kit) -> None:
         "TAP_CHATRA_API_URL": chatra_sandbox.api_url,
         "TAP_CHATRA_PUSHED_MESSAGE_IDS": json.dumps(ids),
         "TAP_CHATRA_FETCH_MESSAGE_CLIENTS": "false",
-        "TAP_CHATRA_MAX_CONCURRENCY": "2",
+        "TAP_CHATRA_REQUESTS_PER_MINUTE": "0",
+        "TAP_CHATRA_REQUEST_TIMEOUT": "7.5",
     }
-    # SDK 0.54 reads integers, booleans and arrays from the environment but leaves numbers as
-    # strings, so the pacing (a number) comes from a file given alongside ENV.
-    pacing = kit.tmp_path / "pacing.json"
-    pacing.write_text(json.dumps({"requests_per_minute": 0}))
-    result = kit.cli("--config", str(pacing), "--config", "ENV", env=env)
+    # A file given alongside ENV adds its settings to the environment's.
+    extra = kit.tmp_path / "extra.json"
+    extra.write_text(json.dumps({"max_concurrency": 2}))
+    result = kit.cli("--config", str(extra), "--config", "ENV", env=env)
     assert result.returncode == 0, result.stderr
     output = kit.parse(result.stdout)
     assert output.ids("pushed_messages") == ids
