@@ -242,3 +242,31 @@ def test_meltano_partial_state_merge_resumes_a_failed_run(chatra_sandbox, kit) -
     assert final.ids("messages") == ids[40:]
     # (A set: the failed run's last in-flight requests may still land after the log reset.)
     assert set(kit.gets(chatra_sandbox, "messages")) == set(ids[40:])
+
+
+def test_stream_maps_and_flattening_keep_state_and_message_clients(chatra_sandbox, kit) -> None:
+    # Aliases and flattening change only what is written: per-ID state stays under the
+    # stream's own name, and the clients of messages are still fetched.
+    messages = chatra_sandbox.ids("messages")
+    config = kit.config(
+        chatra_sandbox,
+        message_ids=messages,
+        stream_maps={"messages": {"__alias__": "chat_messages"}},
+        flattening_enabled=True,
+        flattening_max_depth=1,
+    )
+    first = kit.run(config)
+
+    records = first.records("chat_messages")
+    assert [record["id"] for record in records] == messages
+    assert first.records("messages") == []
+    message_clients = {record["clientId"] for record in records}
+    assert set(first.ids("clients")) == message_clients
+    assert not [r for r in records if isinstance(r.get("file"), dict)], "`file` not flattened"
+    assert any(r.get("file__filename") for r in records), "no message with a file to flatten"
+    assert set(first.last_state["bookmarks"]["messages"]["fetched"]) == set(messages)
+
+    chatra_sandbox.reset_log()
+    second = kit.run(config, state=first.last_state)
+    assert second.records("chat_messages") == []
+    assert kit.gets(chatra_sandbox, "messages") == []
