@@ -1,8 +1,9 @@
 """Turning an API body into a record: known keys as typed, everything else kept in `extra`.
 
 Chatra's objects are only partly documented, so nothing it returns is dropped: a top-level key
-the schema does not know, or one whose value has a type the schema does not allow, goes into
-the `extra` object column unchanged, and is logged once per stream and key.
+the schema does not know, or one whose value (or a value nested in it) has a type the schema
+does not allow, goes into the `extra` object column unchanged, and is logged once per stream
+and key.
 """
 
 from __future__ import annotations
@@ -37,13 +38,32 @@ def json_type(value: object) -> str:
 
 
 def fits(value: object, schema: Mapping[str, t.Any]) -> bool:
-    """Whether a value has one of the types a property schema allows (no type = any)."""
+    """Whether a value has a type its property schema allows (no type = any).
+
+    So must each value nested in it that the schema declares (an object's properties, an
+    array's items): a target validates those too.
+    """
     declared = schema.get("type")
-    if declared is None:
-        return True
-    allowed = {declared} if isinstance(declared, str) else set(declared)
     kind = json_type(value)
-    return kind in allowed or (kind == "integer" and "number" in allowed)
+    if declared is not None:
+        allowed = {declared} if isinstance(declared, str) else set(declared)
+        if kind not in allowed and not (kind == "integer" and "number" in allowed):
+            return False
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return all(fits(item, properties[key]) for key, item in value.items() if key in properties)
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, dict):
+        return all(fits(item, items) for item in value)
+    return True
+
+
+def _mismatch(value: object, schema: Mapping[str, t.Any]) -> str:
+    """Why a value does not fit its property schema, for the log."""
+    outer = {key: part for key, part in schema.items() if key not in {"properties", "items"}}
+    if fits(value, outer):
+        return "holds a nested value of a type the schema does not allow"
+    return f"arrived as {json_type(value)}, not as the schema says"
 
 
 def utc_datetime_from_ms(value: object) -> str | None:
@@ -91,7 +111,7 @@ class RecordShaper:
                 self._keep_aside(key, "is not in the schema")
             elif not fits(value, schema):
                 extra[key] = value
-                self._keep_aside(key, f"arrived as {json_type(value)}, not as the schema says")
+                self._keep_aside(key, _mismatch(value, schema))
             else:
                 record[key] = value
         if not isinstance(record.get("id"), str) or not record["id"]:

@@ -62,6 +62,33 @@ def test_shaper_keeps_unknown_and_mistyped_keys_in_extra_and_logs_each_once(capl
     ]
 
 
+def test_shaper_checks_nested_values_the_schema_declares(caplog) -> None:
+    schema = {
+        "properties": {
+            "id": {"type": "string"},
+            "file": {
+                "type": ["object", "null"],
+                "properties": {"size": {"type": ["integer", "null"]}},
+            },
+            "pages": {"type": ["array", "null"], "items": {"type": "string"}},
+            "extra": {"type": "object"},
+        }
+    }
+    shaper = RecordShaper("messages", schema, LOGGER)
+    good = {"id": "A", "file": {"size": 10, "other": "x"}, "pages": ["/a"]}
+    assert shaper.shape(good, "A") == {**good, "extra": {}}
+
+    bad = {"id": "B", "file": {"size": "10 KB"}, "pages": ["/a", 7]}
+    record = shaper.shape(bad, "B")
+    assert (record["file"], record["pages"]) == (None, None)
+    assert record["extra"] == {"file": {"size": "10 KB"}, "pages": ["/a", 7]}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"messages: API key '{key}' holds a nested value of a type the schema does not allow; "
+        "it is kept in the 'extra' column."
+        for key in ("file", "pages")
+    ]
+
+
 def test_shaper_uses_the_requested_id_when_the_body_has_none() -> None:
     shaper = RecordShaper("clients", SCHEMA, LOGGER)
     assert shaper.shape({"text": "x"}, "requested")["id"] == "requested"
