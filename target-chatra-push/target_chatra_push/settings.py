@@ -300,7 +300,8 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             title="Report file",
             description=(
                 "If set, the end-of-run summary is also written here as JSON: per-stream "
-                "counts and the keys left unconfirmed."
+                "counts and the keys left unconfirmed. A dry run writes its report here too, "
+                "marked `dry_run: true`."
             ),
             examples=[".chatra-push/report.json"],
         ),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from target_chatra_push.mapping import resolve_mapping
+from target_chatra_push.mapping import MappingError, resolve_mapping
 from target_chatra_push.rendering import InvalidRowError, build_outbound
 
 TEMPLATE = "Hi {{ first_name }}, order {{ order_id }} ({{ '%.2f' | format(amount) }}) shipped."
@@ -141,6 +141,32 @@ def test_agent_id_from_the_row_falls_back_to_the_setting():
         ]
         == "default"
     )
+
+
+AGENT_FROM_ROW = {"agent_id_property": "agent", "agent_id": "a-default"}
+GROUP_FROM_ROW = {"group_id_property": "group", "group_id": "g-default"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "row", "expected"),
+    [
+        (AGENT_FROM_ROW, {"agent": "a-1"}, {"agentId": "a-1"}),
+        (AGENT_FROM_ROW, {"agent": None}, {"agentId": "a-default"}),
+        (GROUP_FROM_ROW, {"group": "g-1"}, {"groupId": "g-1"}),
+        (GROUP_FROM_ROW, {"group": ""}, {"groupId": "g-default"}),
+        ({}, {}, {}),
+    ],
+    ids=["agent-from-row", "agent-fallback", "group-from-row", "group-fallback", "neither"],
+)
+def test_pushed_message_sender_from_the_row_or_the_settings(settings, row, expected):
+    body = _outbound({"id": 1, "client_id": "c", "text": "t", **row}, **settings).body
+
+    assert {k: v for k, v in body.items() if k in {"agentId", "groupId"}} == expected
+
+
+def test_pushed_message_cannot_name_both_an_agent_and_a_group():
+    with pytest.raises(MappingError, match="by an agent or by a group, not both"):
+        resolve_mapping({**AGENT_FROM_ROW, **GROUP_FROM_ROW}, None)
 
 
 def test_agent_row_without_any_sender_is_invalid():
