@@ -64,6 +64,11 @@ def test_no_state_after_a_row_that_stopped_the_run(sandbox, kit):
     run = kit.run(kit.config(sandbox, on_error="fail"), "".join(lines), stops=True)
 
     assert [_replication_key(state) for state in run.states] == [101]
+    # The rows before the rejected one went out, the rejected one is dead-lettered, and
+    # nothing after it was tried.
+    assert [send["body"]["clientId"] for send in sandbox.sends()] == ["client-ada", "client-bob"]
+    assert [letter["key"] for letter in kit.dead_letters()] == ["[102]"]
+    assert len([r for r in sandbox.request_log() if r["method"] == "POST"]) == 3
 
 
 def test_unconfirmed_rows_are_settled_and_state_moves_on(sandbox_with, kit):
