@@ -7,6 +7,8 @@ record it covers has been written, so every STATE message covers exactly what wa
 from __future__ import annotations
 
 import functools
+import logging
+import sys
 import time
 import typing as t
 from collections import Counter
@@ -17,6 +19,7 @@ from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from chatra_client import (
+    ChatraError,
     InvalidIdError,
     NotFoundError,
     RejectedError,
@@ -112,6 +115,15 @@ class ChatraStream(RESTStream[None]):
         request = response.request
         status = response.status_code
         return f"{self.name}: {request.method} {request.path_url} answered HTTP {status}"
+
+    @override
+    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
+        # The SDK logs "An unhandled error occurred while syncing" before it re-raises; an
+        # error of this tap ends the run with its own one line (TapChatra.invoke), which that
+        # extra line would precede and call unhandled.
+        if level >= logging.ERROR and isinstance(sys.exc_info()[1], ChatraError):
+            return
+        super().log(message, *args, level=level, **kwargs)
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[Body]:

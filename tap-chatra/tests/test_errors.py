@@ -60,6 +60,8 @@ def test_401_stops_at_once_with_one_line_and_no_traceback(chatra_sandbox, kit) -
     assert "HTTP 401" in last
     assert "Check the Chatra public and secret keys" in last
     assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if " | ERROR " in line]
+    assert errors == [last], errors
     assert _records_in(result.stdout, "messages") == []
     requested = kit.gets(chatra_sandbox)
     # No retries: no ID asked twice, and only the few requests already in flight.
