@@ -10,7 +10,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from chatra_client.auth import ChatraAuth
-from chatra_client.errors import NotFoundError, RejectedError, raise_for_response
+from chatra_client.errors import ConfigError, NotFoundError, RejectedError, raise_for_response
 from chatra_client.paths import collection_path, record_path
 from chatra_client.ratelimit import RateLimiter
 from chatra_client.retry import RetryPolicy, retrying
@@ -121,13 +121,22 @@ class ChatraClient:
         """Prove the keys with one harmless GET; AuthenticationError if Chatra refuses them.
 
         Chatra has no "who am I" call, so this fetches an ID it never issues: a 404 (or any
-        answer other than 401/403) shows that the keys were accepted.
+        refusal other than 401/403) shows that the keys were accepted.
+
+        Raises:
+            AuthenticationError: When Chatra refuses the keys.
+            ConfigError: When the made-up ID is found: `api_url` is not the Chatra API.
         """
         quick = RetryPolicy(max_attempts=3, max_total_wait=30.0)
         try:
             self._call("GET", record_path("messages", _PROBE_ID), policy=quick)
         except (NotFoundError, RejectedError):
             return
+        msg = (
+            f"{self.settings.api_url} answered a made-up message ID with a record, so it is not "
+            "the Chatra API; check api_url."
+        )
+        raise ConfigError(msg)
 
     def close(self) -> None:
         """Close the HTTP connections."""

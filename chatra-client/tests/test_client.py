@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import logging
+import threading
 import time
 import typing as t
 
@@ -11,6 +13,7 @@ import pytest
 from chatra_client import (
     AuthenticationError,
     ChatraClient,
+    ConfigError,
     ConnectionSettings,
     InvalidIdError,
     NotFoundError,
@@ -54,6 +57,35 @@ def test_both_auth_forms_fetch_every_resource(sandbox: SandboxServer, auth_metho
             record_id = sandbox.ids(stream)[0]
             assert client.get(resource, record_id)["id"] == record_id
         client.check_credentials()
+
+
+class _WebsiteHandler(http.server.BaseHTTPRequestHandler):
+    """Any web server that is not Chatra: every path is a 200 HTML page."""
+
+    def do_GET(self) -> None:
+        page = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - the base's name
+        """Quiet: the test reads no server log."""
+
+
+def test_key_check_against_a_server_that_is_not_chatra_fails(sandbox: SandboxServer) -> None:
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebsiteHandler) as website:
+        threading.Thread(target=website.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{website.server_address[1]}/api"
+        try:
+            with (
+                make_client(sandbox, api_url=url) as client,
+                pytest.raises(ConfigError, match=r"not the Chatra API; check api_url"),
+            ):
+                client.check_credentials()
+        finally:
+            website.shutdown()
 
 
 def test_wrong_keys_raise_an_actionable_error_without_the_secret(

@@ -25,6 +25,7 @@ import typing as t
 from chatra_client import (
     AuthenticationError,
     ChatraClient,
+    ConfigError,
     NotFoundError,
     OutcomeUnknownError,
     RateLimiter,
@@ -345,7 +346,8 @@ class Delivery:
         """Prove the keys with one harmless GET instead of sending the test row (once a run).
 
         Raises:
-            RunStoppedError: When Chatra refuses the keys or cannot be reached.
+            RunStoppedError: When Chatra refuses the keys or cannot be reached, or `api_url`
+                is not the Chatra API.
         """
         if self._credentials_checked:
             return
@@ -357,7 +359,7 @@ class Delivery:
             return
         try:
             self._chatra().check_credentials()
-        except AuthenticationError as exc:
+        except (AuthenticationError, ConfigError) as exc:
             self._stop(str(exc))
         except RetriesExhaustedError as exc:
             self._stop(f"Chatra could not be reached to check the keys: {exc}")
