@@ -322,21 +322,36 @@ def test_pushed_message_from_a_group(sandbox, kit):
     assert {send["body"]["groupId"] for send in sandbox.sends()} == {"group-sales"}
 
 
+VIP_SETTINGS = {
+    "vip_notes": {
+        "mode": "agent_message",
+        "client_id_property": "chatra_client",
+        "text_property": "body",
+        "agent_id_property": "agent",
+        "agent_email": "vip@example.com",
+        "agent_name": "VIP desk",
+    }
+}
+
+
+def test_summary_has_one_line_per_stream_and_the_report_every_count(sandbox, kit, caplog):
+    kit.run(kit.config(sandbox, stream_settings=VIP_SETTINGS), "two_streams.singer")
+
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary:")]
+    outcomes = "unconfirmed 0, invalid 0, rejected 0, previewed 0, deferred 0, not_retried 0"
+    assert lines == [
+        f"Summary: stream orders: sent 2, duplicate 0, {outcomes}",
+        f"Summary: stream vip_notes: sent 2, duplicate 0, {outcomes}",
+    ]
+    streams = kit.report()["streams"]
+    counts = {"sent": 2, "duplicate": 0, "unconfirmed": 0, "invalid": 0, "rejected": 0,
+              "previewed": 0, "deferred": 0, "not_retried": 0}  # fmt: skip
+    for name in ("orders", "vip_notes"):
+        assert {key: streams[name][key] for key in counts} == counts
+
+
 def test_stream_settings_map_each_stream_its_own_way(sandbox, kit):
-    config = kit.config(
-        sandbox,
-        stream_settings={
-            "vip_notes": {
-                "mode": "agent_message",
-                "client_id_property": "chatra_client",
-                "text_property": "body",
-                "agent_id_property": "agent",
-                "agent_email": "vip@example.com",
-                "agent_name": "VIP desk",
-            }
-        },
-    )
-    run = kit.run(config, "two_streams.singer")
+    run = kit.run(kit.config(sandbox, stream_settings=VIP_SETTINGS), "two_streams.singer")
 
     by_resource = collections.defaultdict(list)
     for send in sandbox.sends():
