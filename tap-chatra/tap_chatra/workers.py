@@ -5,14 +5,16 @@ small pool keeps several GETs in flight while the shared rate limiter paces ever
 Results are consumed in the order the IDs were submitted, on the caller's thread, so records
 and STATE are written exactly as a serial loop would write them.
 
-The threads are daemons and stop at `close()`: a run that fails must not wait at exit for
-workers still backing off against an API that has stopped answering.
+The threads are daemons and stop at `close()`: a backoff sleep ends at once, and a request
+still in flight gets a few seconds to finish, so that its log lines come before the run's final
+error line, but a run that fails never waits long for an API that has stopped answering.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 import typing as t
 from collections import deque
 from concurrent.futures import Future
@@ -66,11 +68,18 @@ class WorkerPool:
         if self.stopping.wait(seconds):
             raise Cancelled
 
-    def close(self) -> None:
-        """Stop the workers; calls already running finish (or stop at their next sleep)."""
+    def close(self, grace: float = 5.0) -> None:
+        """Stop the workers and wait up to `grace` seconds in all for them to end.
+
+        Queued calls are dropped and running ones stop at their next backoff sleep; only a
+        request in flight can hold a worker up.
+        """
         self.stopping.set()
         for _ in self._threads:
             self._jobs.put(None)
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -234,3 +234,27 @@ def test_closing_the_pool_cancels_queued_jobs_and_interrupts_sleeps() -> None:
     with pytest.raises(Cancelled):
         queued.result(timeout=5)
     assert time.monotonic() - began < 2
+
+
+def test_closing_the_pool_lets_a_call_in_flight_finish_but_waits_no_longer_than_grace() -> None:
+    pool = WorkerPool(2, name="test")
+    release = threading.Event()
+    started = threading.Barrier(3)
+
+    def in_flight(seconds: float) -> str:
+        started.wait(5)
+        release.wait(seconds)
+        return "done"
+
+    quick = pool.submit(lambda: in_flight(0.3))
+    stuck = pool.submit(lambda: in_flight(30))
+    started.wait(5)
+    began = time.monotonic()
+    pool.close(grace=1.0)
+    waited = time.monotonic() - began
+
+    assert quick.done()
+    assert quick.result() == "done"  # ended before close() returned: its log lines come first
+    assert not stuck.done()
+    assert 0.9 <= waited < 3
+    release.set()
