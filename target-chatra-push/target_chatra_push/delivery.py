@@ -5,7 +5,9 @@ committed), POST through chatra_client, then record ``sent`` with Chatra's ID (c
 What each error from chatra_client means here:
 
 - OutcomeUnknownError (the POST went out, the answer was lost): ``unknown``, counted
-  unconfirmed, never sent again unless `resend_unconfirmed`.
+  unconfirmed, never sent again unless `resend_unconfirmed`. After
+  `max_unconfirmed_in_a_row` of them with no confirmed answer between, the run stops, so a
+  network fault leaves a few rows to check by hand rather than every row.
 - NotFoundError / RejectedError (400/404/422, e.g. an unknown client): ``failed`` as rejected,
   dead-lettered; tried again on a later run when `retry_failed` is on.
 - AuthenticationError (401/403): ``failed`` as not sent, and the run stops at once.
@@ -92,6 +94,7 @@ class Delivery:
         self._sent_ids: dict[Path, SentIdsFile] = {}
         self._seen: set[tuple[str, str]] = set()
         self._sends = 0
+        self._unconfirmed_in_a_row = 0
         self._credentials_checked = False
         self._finished = False
 
@@ -272,8 +275,19 @@ class Delivery:
                 stream,
                 key,
             )
-            return self._count(stream, Outcome.UNCONFIRMED, key)
+            self._count(stream, Outcome.UNCONFIRMED, key)
+            self._unconfirmed_in_a_row += 1
+            limit = self.options.max_unconfirmed_in_a_row
+            if limit and self._unconfirmed_in_a_row >= limit:
+                self._stop(
+                    f"The answers to the last {self._unconfirmed_in_a_row} POSTs were lost "
+                    f"(last: stream {stream}, key {key}), so Chatra or the network is failing. "
+                    "Nothing more was sent; check the unconfirmed rows in Chatra, then run "
+                    "again to send the rest."
+                )
+            return Outcome.UNCONFIRMED
         except (NotFoundError, RejectedError) as exc:
+            self._unconfirmed_in_a_row = 0
             return self._rejected(stream, record, outbound, exc)
         except AuthenticationError as exc:
             ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
@@ -290,6 +304,7 @@ class Delivery:
             # Unforeseen: the POST may have gone out, so treat it like a lost answer.
             ledger.mark_unknown(stream, key, f"{type(exc).__name__}: {exc}")
             raise
+        self._unconfirmed_in_a_row = 0
         message_id = created.get("id")
         message_id = message_id if isinstance(message_id, str) and message_id else None
         # The ID goes to the sent-ID file first: a crash in between then leaves the key

@@ -28,6 +28,7 @@ class DeliveryOptions:
     stop_on_bad_row: bool = False
     retry_failed: bool = True
     resend_unconfirmed: bool = False
+    max_unconfirmed_in_a_row: int = 3
     resend_changed: bool = False
     max_sends_per_run: int = 0
     ledger_path: Path = Path(DEFAULT_LEDGER_PATH)
@@ -44,6 +45,7 @@ class DeliveryOptions:
             stop_on_bad_row=config.get("on_error", "continue") == "fail",
             retry_failed=bool(config.get("retry_failed", True)),
             resend_unconfirmed=bool(config.get("resend_unconfirmed", False)),
+            max_unconfirmed_in_a_row=int(config.get("max_unconfirmed_in_a_row", 3) or 0),
             resend_changed=bool(config.get("resend_changed", False)),
             max_sends_per_run=int(config.get("max_sends_per_run") or 0),
             ledger_path=Path(config.get("ledger_path") or DEFAULT_LEDGER_PATH),

@@ -251,6 +251,17 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             ),
         ),
         th.Property(
+            "max_unconfirmed_in_a_row",
+            th.IntegerType(minimum=0),
+            default=3,
+            title="Unconfirmed sends in a row",
+            description=(
+                "Stop the run after this many POSTs in a row whose answer was lost, so that "
+                "a network fault leaves a few rows to check in Chatra rather than every row; "
+                "the rows after the stop go out on the next run. 0 never stops."
+            ),
+        ),
+        th.Property(
             "resend_changed",
             th.BooleanType,
             default=False,

@@ -16,7 +16,8 @@ OWN_SETTINGS = (
     "mode", "client_id_property", "text_property", "text_template", "agent_id",
     "agent_id_property", "group_id", "group_id_property", "agent_email", "agent_name",
     "received_from", "dedupe_key_properties", "sent_ids_path", "stream_settings", "ledger_path",
-    "dead_letter_path", "on_error", "retry_failed", "resend_unconfirmed", "resend_changed",
+    "dead_letter_path", "on_error", "retry_failed", "resend_unconfirmed",
+    "max_unconfirmed_in_a_row", "resend_changed",
     "max_sends_per_run", "dry_run", "preview_path", "report_path",
 )  # fmt: skip
 

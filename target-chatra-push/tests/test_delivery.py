@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import random
 
 import pytest
 
@@ -379,7 +380,7 @@ def test_stream_settings_map_each_stream_its_own_way(sandbox, kit):
 
 def test_lost_answer_is_unconfirmed_and_never_resent(sandbox_with, kit):
     sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
-    config = kit.config(sandbox, max_retries=0)
+    config = kit.config(sandbox, max_retries=0, max_unconfirmed_in_a_row=0)
     first = kit.run(config, "orders.singer")
 
     assert first.count("unconfirmed") == 5
@@ -398,13 +399,51 @@ def test_lost_answer_is_unconfirmed_and_never_resent(sandbox_with, kit):
 
 def test_resend_unconfirmed_sends_them_again(sandbox_with, kit):
     sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
-    kit.run(kit.config(sandbox), "orders.singer")
+    kit.run(kit.config(sandbox, max_unconfirmed_in_a_row=0), "orders.singer")
     sandbox.configure(post_reset_after_commit_rate=0.0)
     run = kit.run(kit.config(sandbox, resend_unconfirmed=True), "orders.singer")
 
     assert run.count("sent") == 5
     assert len(sandbox.sends()) == 10
     assert {e.status for e in kit.ledger().values()} == {Status.SENT}
+
+
+def test_answers_lost_in_a_row_stop_the_run_and_the_rest_go_out_later(sandbox_with, kit):
+    sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
+    config = kit.config(sandbox, max_unconfirmed_in_a_row=2)
+    run = kit.run(config, "orders_with_states.singer", stops=True)
+
+    assert "answers to the last 2 POSTs were lost" in run.stopped
+    assert "stream orders, key [101]" in run.stopped
+    assert len(sandbox.sends()) == 2  # Chatra created both; nothing after them was tried
+    assert run.states == []  # the stop came before the STATE that follows row 101
+
+    sandbox.configure(post_reset_after_commit_rate=0.0)
+    later = kit.run(kit.config(sandbox), "orders_with_states.singer")
+
+    assert (later.count("unconfirmed"), later.count("sent")) == (2, 3)
+    assert len(sandbox.sends()) == 5
+
+
+def _seed_losing_every_other_answer(rows: int) -> int:
+    """A fault seed with which the sandbox drops the answers to POSTs 1, 3, 5, ... at a 50%
+    rate (its only draw per POST when no other fault is on)."""
+    wanted = [n % 2 == 0 for n in range(rows)]
+    for seed in range(10_000):
+        draws = random.Random(seed)
+        if [draws.random() < 0.5 for _ in range(rows)] == wanted:
+            return seed
+    raise AssertionError("no such seed")
+
+
+def test_a_confirmed_answer_resets_the_count_of_lost_ones(sandbox_with, kit):
+    # Lost, sent, lost, sent, lost: never two lost in a row, so the run goes to the end.
+    seed = _seed_losing_every_other_answer(5)
+    sandbox = sandbox_with(post_reset_after_commit_rate=0.5, fault_seed=seed)
+    run = kit.run(kit.config(sandbox, max_unconfirmed_in_a_row=2), "orders.singer")
+
+    assert [send["response_dropped"] for send in sandbox.sends()] == [True, False] * 2 + [True]
+    assert (run.count("unconfirmed"), run.count("sent")) == (3, 2)
 
 
 def test_chatra_unavailable_stops_the_run_and_the_row_goes_out_later(sandbox_with, kit):

@@ -73,7 +73,8 @@ def test_no_state_after_a_row_that_stopped_the_run(sandbox, kit):
 
 def test_unconfirmed_rows_are_settled_and_state_moves_on(sandbox_with, kit):
     sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
-    run = kit.run(kit.config(sandbox, max_retries=0), "orders_with_states.singer")
+    config = kit.config(sandbox, max_retries=0, max_unconfirmed_in_a_row=0)
+    run = kit.run(config, "orders_with_states.singer")
 
     assert [_replication_key(state) for state in run.states][:3] == [101, 102, 104]
     assert run.count("unconfirmed") == 5
