@@ -130,6 +130,23 @@ def run_plugin(program: str, folder: Path, config: Path, **kwargs: t.Any) -> Run
     )
 
 
+def run_bare(action: str, sandbox: Sandbox, resource: str, items: Path, folder: Path) -> RunResult:
+    """Run the baseline (bench/bare_client.py): `get` every ID or `post` every body in `items`.
+
+    Raises:
+        RuntimeError: When the baseline fails.
+    """
+    result = run_measured(
+        [sys.executable, str(ROOT / "bench" / "bare_client.py"), action, sandbox.api_url,
+         resource, str(items)],
+        stdout=folder / "bare.out",
+        stderr=folder / "bare.err",
+        env={"BENCH_KEY_PAIR": sandbox.key_pair},
+    )  # fmt: skip
+    result.check(f"the bare {action.upper()} loop")
+    return result
+
+
 def run_measured(
     command: Sequence[str],
     *,

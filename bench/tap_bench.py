@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 from bench.harness import (
-    ROOT,
     Sandbox,
     read_singer,
-    run_measured,
+    run_bare,
     run_plugin,
     write_json,
     write_lines,
@@ -58,14 +56,7 @@ def overhead(ctx: Context, sandbox: Sandbox, ids: list[str]) -> None:
     n = len(ids)
     folder = ctx.folder("tap-overhead")
     ids_file = write_lines(folder / "ids.txt", ids)
-    bare = run_measured(
-        [sys.executable, str(ROOT / "bench" / "bare_client.py"), "get", sandbox.api_url,
-         "messages", str(ids_file)],
-        stdout=folder / "bare.out",
-        stderr=folder / "bare.err",
-        env={"BENCH_KEY_PAIR": sandbox.key_pair},
-    )  # fmt: skip
-    bare.check("the bare GET loop")
+    bare = run_bare("get", sandbox, "messages", ids_file, folder)
     runs: dict[str, RunResult] = {}
     for name, concurrency in (("default", None), ("serial", 1)):
         run_dir = ctx.folder(f"tap-overhead/{name}")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 import typing as t
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import ROOT, Sandbox, run_measured, run_plugin, window_rate, write_json
+from bench.harness import Sandbox, run_bare, run_plugin, window_rate, write_json
 from bench.report import Figure
 
 if t.TYPE_CHECKING:
@@ -98,14 +97,7 @@ def throughput(ctx: Context) -> None:
                 }
                 out.write(json.dumps(body) + "\n")
 
-        bare = run_measured(
-            [sys.executable, str(ROOT / "bench" / "bare_client.py"), "post", sandbox.api_url,
-             "pushedMessages", str(bodies)],
-            stdout=folder / "bare.out",
-            stderr=folder / "bare.err",
-            env={"BENCH_KEY_PAIR": sandbox.key_pair},
-        )  # fmt: skip
-        bare.check("the bare POST loop")
+        bare = run_bare("post", sandbox, "pushedMessages", bodies, folder)
         bare_sends = len(sandbox.sends())
         sandbox.reset_log()
 
