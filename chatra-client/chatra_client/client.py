@@ -36,6 +36,8 @@ def new_session(pool_size: int = 8) -> requests.Session:
     adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    # Chatra does not redirect API calls; a loop (a proxy's) stops after a few unpaced hops.
+    session.max_redirects = 5
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
     return session

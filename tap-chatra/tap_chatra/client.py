@@ -230,8 +230,11 @@ class ChatraStream(RESTStream[None]):
     ) -> Body:
         try:
             response = fetch(prepared, context)
-        except requests.RequestException as error:
-            # Transport errors were retried inside `fetch`; what is left cannot be retried.
+        except ChatraError:
+            raise
+        except (requests.RequestException, ValueError) as error:
+            # Transport errors were retried inside `fetch`; what is left (a redirect loop, a
+            # redirect to a malformed URL, which requests raises as a bare ValueError) is not.
             raise unusable_answer(error, f"{self.name}: GET {prepared.path_url}") from None
         return next(iter(self.parse_response(response)))
 

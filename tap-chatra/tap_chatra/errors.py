@@ -42,22 +42,20 @@ class StateInputError(ChatraError):
     """A `--state` file or state object the tap cannot resume from."""
 
 
-def unusable_answer(error: requests.RequestException, what: str) -> UnusableAnswerError:
+def unusable_answer(error: Exception, what: str) -> UnusableAnswerError:
     """The error for a request that ended in a way not worth retrying, e.g. a redirect loop.
 
     Args:
-        error: What `requests` raised; its text is not repeated (it may hold a whole URL).
+        error: What `requests` raised (a plain ValueError for a redirect to a malformed URL);
+            its text is not repeated, as it may hold a whole URL.
         what: The request, e.g. ``messages: GET /api/messages/ABC``.
     """
     if isinstance(error, requests.TooManyRedirects):
         short, detail = "redirect loop", "was redirected in a loop"
-    elif isinstance(error, requests.exceptions.InvalidSchema | requests.exceptions.InvalidURL):
-        short, detail = (
-            "unusable redirect",
-            "was redirected to a location that is not an http(s) URL",
-        )
-    elif isinstance(error, requests.exceptions.MissingSchema):
-        short, detail = "unusable redirect", "was redirected to a location without a scheme"
+    elif isinstance(error, requests.exceptions.InvalidSchema | requests.exceptions.MissingSchema):
+        short, detail = "unusable redirect", "was redirected to a location that is not http(s)"
+    elif isinstance(error, ValueError):
+        short, detail = "unusable redirect", "was redirected to a malformed URL"
     else:
         short, detail = type(error).__name__, f"failed ({type(error).__name__})"
     msg = f"{what} {detail}; check api_url (Chatra itself does not redirect API requests)."
