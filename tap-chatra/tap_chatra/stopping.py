@@ -27,6 +27,10 @@ class StopSignals:
         self.received: int | None = None
         self._wake: list[threading.Event] = []
 
+    def reset(self) -> None:
+        """Forget a stop request of an earlier run in this process."""
+        self.received = None
+
     def request(self, signum: int) -> None:
         """Ask the run to stop, as a signal does."""
         self.received = signum

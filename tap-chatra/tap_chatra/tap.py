@@ -61,6 +61,15 @@ class TapChatra(ChatraPlugin, Tap):
         # Malformed keys stop the run here, before any request; discovery needs no keys.
         self._connection = ConnectionSettings.from_config(self.config) if validate_config else None
 
+    @override
+    def _setup_signal_handlers(self) -> None:
+        """Leave SIGTERM and SIGINT to `invoke`, which saves STATE and exits non-zero.
+
+        The SDK's own handler (installed from `PluginBase.__init__`) calls `sys.exit(0)` at
+        whatever point the signal lands, so an orchestrator that stopped a run saw success.
+        tests/test_sdk_internals.py fails if an SDK upgrade changes that hook.
+        """
+
     @property
     def connection(self) -> ConnectionSettings:
         """The validated connection settings."""
@@ -135,6 +144,7 @@ class TapChatra(ChatraPlugin, Tap):
         catalog: t.IO[str] | None = None,
     ) -> None:
         stop = cls.stop_signals
+        stop.reset()
         try:
             with stop.installed():
                 state_text = None if state is None else io.StringIO(read_state_file(state))
