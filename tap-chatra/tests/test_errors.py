@@ -277,10 +277,11 @@ def test_unreadable_id_file_stops_before_any_request(chatra_sandbox, kit) -> Non
     result = kit.cli(config=config)
 
     assert result.returncode == 1
-    assert kit.last_line(result.stderr).endswith(
-        f"client_ids_file: cannot read {missing}: No such file or directory."
-    )
+    last = kit.last_line(result.stderr)
+    assert last.endswith(f"client_ids_file: cannot read {missing}: No such file or directory.")
     assert "Traceback" not in result.stderr
+    # No "unhandled error while syncing" line before it: the file's line is the only error.
+    assert [line for line in result.stderr.splitlines() if " | ERROR " in line] == [last]
     assert chatra_sandbox.request_log() == []
 
 
