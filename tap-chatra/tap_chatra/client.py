@@ -363,6 +363,9 @@ class ChatraStream(RESTStream[None]):
         """Stop the run when most IDs fail: one bad ID is set aside, not this."""
         reason = self._set_aside.systemic(final=final)
         if reason:
+            # Not these IDs' fault: the next run tries them at once, with no growing wait.
+            for record_id in self._set_aside.reasons:
+                self.id_state.clear_failing(record_id)
             self.emit_state_now()
             raise SystemicFailureError(reason)
 

@@ -142,6 +142,10 @@ class IdState:
         self._bookmark["failing"] = self._failing
         return failures
 
+    def clear_failing(self, record_id: str) -> None:
+        """Forget that the ID is failing (a systemic failure was not its fault)."""
+        self._failing.pop(record_id, None)
+
 
 class RefreshRun:
     """The run that re-fetches every client, and the clients queued for it by message streams."""

@@ -2,8 +2,9 @@
 
 An ID whose fetch still fails after its retries is recorded in state as failing and retried
 on a later run; the run goes on with every other ID. Only when most IDs fail is the fault
-taken to be the API, the network or the settings, and the run stopped. An ID that was already
-failing before this run and fails again says nothing new, so it never counts towards that.
+taken to be the API, the network or the settings, and the run stopped; the IDs it set aside
+are then not held against them. An ID that was already failing before this run and fails again
+says nothing new, so it never counts towards that.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class SetAsideLog:
         return (
             f"Stream '{self.stream}': {failed} {of} {answered} IDs answered failed, so the "
             "fault is not one ID but the API, the network or api_url; STATE covers all work "
-            f"done, and the failed IDs are retried on a later run. First failure: "
+            f"done, and the next run tries the failed IDs again. First failure: "
             f"{self.first_failure}"
         )
 

@@ -242,7 +242,7 @@ def test_meltano_partial_state_merge_resumes_a_failed_run(chatra_sandbox, kit) -
 
     chatra_sandbox.configure(fail_ids={})
     chatra_sandbox.reset_log()
-    # With no wait before retries, the IDs set aside are tried at once, as is the 404.
+    # The IDs the systemic failure set aside are tried at once; so is the 404 (no wait).
     final = kit.run({**config, "missing_retry_hours": 0}, state=merged)
 
     assert final.ids("messages") == ids[40:]
