@@ -58,7 +58,9 @@ def _cut(sock: socket.socket | None) -> None:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _WatchedConnection(HTTPConnection):
+    """Hands its socket to the deadline of the request on this thread, if there is one."""
+
     def getresponse(self) -> BaseHTTPResponse:  # type: ignore[override]
         deadline: _Deadline | None = getattr(_active, "deadline", None)
         if deadline is not None:
@@ -66,16 +68,12 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().getresponse()
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self) -> BaseHTTPResponse:  # type: ignore[override]
-        deadline: _Deadline | None = getattr(_active, "deadline", None)
-        if deadline is not None:
-            deadline.watch(self.sock)
-        return super().getresponse()
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
+    ConnectionCls = _WatchedConnection
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):

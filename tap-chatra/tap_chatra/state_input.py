@@ -10,6 +10,7 @@ import json
 import typing as t
 
 from tap_chatra.errors import StateInputError
+from tap_chatra.records import json_type
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -21,13 +22,8 @@ STATE_FIX = (
 
 
 def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return "a string" if isinstance(value, str) else "a number or boolean"
+    kind = json_type(value)
+    return kind if kind == "null" else f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def state_problem(state: Mapping[str, t.Any]) -> str | None:

@@ -19,12 +19,12 @@ FIX = "fix or delete the file, or start afresh without it"
         ("  \n", "is empty"),
         ("{not json", "is not JSON (Expecting property name enclosed in double quotes at line 1)"),
         ("[" * 100_000, "is not JSON"),
-        ("[1, 2]", "is a list, not a JSON object"),
+        ("[1, 2]", "is an array, not a JSON object"),
         ('{"bookmarks": null}', "has 'bookmarks' that is null, not an object"),
-        ('{"bookmarks": []}', "has 'bookmarks' that is a list, not an object"),
+        ('{"bookmarks": []}', "has 'bookmarks' that is an array, not an object"),
         ('{"bookmarks": "x"}', "has 'bookmarks' that is a string, not an object"),
         ('{"bookmarks": {"messages": null}}', "has a bookmark for 'messages' that is null"),
-        ('{"bookmarks": {"messages": [1]}}', "has a bookmark for 'messages' that is a list"),
+        ('{"bookmarks": {"messages": [1]}}', "has a bookmark for 'messages' that is an array"),
         ('{"bookmarks": {"clients": "x"}}', "has a bookmark for 'clients' that is a string"),
     ],
 )
@@ -46,7 +46,7 @@ def test_bad_state_file_ends_in_one_line(chatra_sandbox, kit, content, problem) 
 
 
 def test_state_given_in_process_is_checked_too() -> None:
-    with pytest.raises(StateInputError, match="has 'bookmarks' that is a list"):
+    with pytest.raises(StateInputError, match="has 'bookmarks' that is an array"):
         TapChatra(config={"api_key_pair": "a:b"}, state={"bookmarks": []})
 
 
