@@ -15,8 +15,6 @@ from pathlib import Path
 
 from chatra_sandbox.browser import headless_chromium, missing_reason
 
-VIEWPORT = {"width": 1000, "height": 800}
-
 
 def main(argv: list[str] | None = None) -> int:
     """Open the page from disk, wait until its rows are shown, save a full-page PNG."""
@@ -32,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No screenshot: {args.page} is not a file", file=sys.stderr)
         return 1
     with headless_chromium() as browser:
-        page = browser.new_page(viewport=VIEWPORT)
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
         page.goto(args.page.resolve().as_uri())
         page.locator("#status").filter(has_text="Rows").wait_for()
         page.screenshot(path=str(args.png), full_page=True)
