@@ -276,9 +276,13 @@ def warehouse_to_chatra(env: dict[str, str], url: str) -> None:
     info(f"messages received by the sandbox: {sandbox_sends(url)} (expected {valid})")
 
     step("Again, re-reading every row (--full-refresh): the ledger sends nothing twice")
-    meltano("push-again", "run", "--full-refresh", "tap-jsonl", "target-chatra-push", env=env)
+    again_page = PUSH_DIR / "report-again.html"
+    again_env = {**env, "TARGET_CHATRA_PUSH_REPORT_HTML_PATH": str(again_page)}
+    meltano("push-again", "run", "--full-refresh", "tap-jsonl", "target-chatra-push",
+            env=again_env)  # fmt: skip
     print_report()
     info(f"messages received by the sandbox: {sandbox_sends(url)} (still {valid})")
+    info(f"report page of this run: {again_page}")
 
 
 def read_back(env: dict[str, str]) -> None:
