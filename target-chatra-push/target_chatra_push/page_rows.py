@@ -40,12 +40,17 @@ def action_of(outcome: Outcome) -> str:
     return SEND if outcome is Outcome.PREVIEWED else outcome.value
 
 
+def delivered_action(*, dry_run: bool) -> str:
+    """The action of the rows that go out (or would): the ones shown as chat bubbles."""
+    return action_of(Outcome.PREVIEWED if dry_run else Outcome.SENT)
+
+
 def actions(*, dry_run: bool) -> list[str]:
     """The actions a run of this kind can count: what goes out first, then the summary's order."""
-    delivered = Outcome.PREVIEWED if dry_run else Outcome.SENT
     impossible = {Outcome.SENT, Outcome.REJECTED} if dry_run else {Outcome.PREVIEWED}
-    rest = [o for o in Outcome if o is not delivered and o not in impossible]
-    return [action_of(outcome) for outcome in (delivered, *rest)]
+    delivered = delivered_action(dry_run=dry_run)
+    rest = [action_of(o) for o in Outcome if o not in impossible and action_of(o) != delivered]
+    return [delivered, *rest]
 
 
 def sender_of(outbound: Outbound) -> str:

@@ -20,7 +20,7 @@ from importlib import resources
 import jinja2
 from markupsafe import Markup
 
-from target_chatra_push.page_rows import SEND, PageRows, actions, script_json
+from target_chatra_push.page_rows import PageRows, actions, delivered_action, script_json
 from target_chatra_push.summary import Outcome
 
 if t.TYPE_CHECKING:
@@ -85,8 +85,10 @@ class MessagePage:
         script = (_TEMPLATES / "page.js").read_text(encoding="utf-8")
         style = (_TEMPLATES / "page.css").read_text(encoding="utf-8")
         names = actions(dry_run=self.dry_run)
-        delivered = SEND if self.dry_run else Outcome.SENT.value
-        settings = {"delivered": delivered, "deadLettered": DEAD_LETTERED, "actions": names}
+        settings = {
+            "delivered": delivered_action(dry_run=self.dry_run),
+            "deadLettered": DEAD_LETTERED,
+        }
         counts = self.rows.counts
         page = _environment().get_template("page.html.j2")
         chunks = page.generate(
@@ -109,7 +111,11 @@ class MessagePage:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        # A lone surrogate in a stream name must not cost the page: it becomes U+FFFD.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as out:
-            out.writelines(chunks)
-        temporary.replace(self.path)
+        try:
+            # A lone surrogate in a stream name must not cost the page: it becomes U+FFFD.
+            with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as out:
+                out.writelines(chunks)
+            temporary.replace(self.path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise

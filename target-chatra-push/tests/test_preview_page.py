@@ -22,6 +22,7 @@ from html import unescape
 import pytest
 from playwright.sync_api import expect
 
+from target_chatra_push import page_rows
 from target_chatra_push.page_rows import script_json
 from target_chatra_push.preview_page import MessagePage
 from target_chatra_push.rendering import Outbound
@@ -271,3 +272,16 @@ def test_a_page_that_cannot_be_written_is_a_warning(kit, caplog):
     assert run.count("previewed") == 5
     assert "Preview page not written to" in caplog.text
     assert kit.preview()  # the JSONL preview is complete
+
+
+def test_rows_past_the_cap_are_counted_not_shown(kit, monkeypatch):
+    monkeypatch.setattr(page_rows, "MAX_PAGE_ROWS", 3)
+    run = kit.run(kit.config(None, dry_run=True), "orders.singer")
+    html = kit.preview_path.with_name("preview.html").read_text(encoding="utf-8")
+    data = re.search(r'<script type="application/json" id="page-rows">(.*?)</script>', html)
+
+    assert run.count("previewed") == 5
+    assert data is not None
+    assert len(json.loads(data.group(1))) == 3
+    assert "The page shows the first 3 rows; 2 more are counted above but not shown." in html
+    assert "<td>5</td>" in html
