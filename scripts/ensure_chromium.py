@@ -46,7 +46,7 @@ def main() -> int:
         print(f"{CHROMIUM} is missing and apt-get is not usable (needs root): page tests skip.")
         return 0
     print(f"{CHROMIUM} is missing: installing Debian's chromium package for the page tests...")
-    problem = apt_get("update") or apt_get("install", "-y", "--no-install-recommends", "chromium")
+    problem = apt_get("update") or apt_get("install", "-y", "chromium")
     if problem is not None:
         print(f"Could not install chromium ({problem}): page tests skip.")
     elif not CHROMIUM.exists():

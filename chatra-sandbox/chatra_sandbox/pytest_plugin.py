@@ -46,9 +46,11 @@ def chatra_sandbox(chatra_sandbox_factory: Callable[..., SandboxServer]) -> Sand
     return chatra_sandbox_factory(**SMALL_DATA, requests_per_minute=0)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API holds an event loop on the main thread
+# while the browser is open, and no other sync Playwright (the benchmark's) may start then.
+@pytest.fixture(scope="module")
 def headless_browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session; skips with the reason if missing."""
+    """Debian's Chromium, headless, for one test module; skips with the reason if missing."""
     from chatra_sandbox.browser import headless_chromium, missing_reason  # noqa: PLC0415
 
     reason = missing_reason()
