@@ -238,6 +238,33 @@ def _sha256(source: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
 
 
+def page_rows_of(path: Path) -> list[list[str]]:
+    html = path.read_text(encoding="utf-8")
+    data = re.search(r'<script type="application/json" id="page-rows">(.*?)</script>', html)
+    assert data is not None
+    return t.cast("list[list[str]]", json.loads(data.group(1)))
+
+
+def test_report_page_lists_unconfirmed_and_deferred_rows_with_why(sandbox_with, kit):
+    sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
+    report_page = kit.root / "out" / "report.html"
+    config = kit.config(
+        sandbox, max_retries=0, max_unconfirmed_in_a_row=0, report_html_path=str(report_page)
+    )
+    kit.run(config, "orders.singer")
+    lost = page_rows_of(report_page)
+    sandbox.configure(post_reset_after_commit_rate=0.0)
+    kit.run({**config, "max_sends_per_run": 1}, input_with(kit, record(300, "client-cy", "New")))
+    again = page_rows_of(report_page)
+
+    assert {(row[3], row[6]) for row in lost} == {
+        ("unconfirmed", "the answer to the POST was lost")
+    }
+    assert [row[4] for row in lost] == [send["body"]["text"] for send in sandbox.sends()[:5]]
+    assert [row[3] for row in again].count("sent") == 1
+    assert {row[6] for row in again if row[3] == "deferred"} == {"max_sends_per_run (1) reached"}
+
+
 def test_a_real_run_writes_no_page_unless_asked(sandbox, kit):
     kit.run(kit.config(sandbox), "orders.singer")
 
@@ -277,11 +304,10 @@ def test_a_page_that_cannot_be_written_is_a_warning(kit, caplog):
 def test_rows_past_the_cap_are_counted_not_shown(kit, monkeypatch):
     monkeypatch.setattr(page_rows, "MAX_PAGE_ROWS", 3)
     run = kit.run(kit.config(None, dry_run=True), "orders.singer")
-    html = kit.preview_path.with_name("preview.html").read_text(encoding="utf-8")
-    data = re.search(r'<script type="application/json" id="page-rows">(.*?)</script>', html)
+    page_file = kit.preview_path.with_name("preview.html")
+    html = page_file.read_text(encoding="utf-8")
 
     assert run.count("previewed") == 5
-    assert data is not None
-    assert len(json.loads(data.group(1))) == 3
+    assert len(page_rows_of(page_file)) == 3
     assert "The page shows the first 3 rows; 2 more are counted above but not shown." in html
     assert "<td>5</td>" in html
