@@ -128,8 +128,9 @@ class SqlEventStore:
                 body_sha256=event.body_sha256,
             )
             .on_conflict_do_nothing(index_elements=[EVENTS.c.body_sha256])
-        )
-        if inserted.rowcount == 1:
+            .returning(EVENTS.c.seq)
+        ).scalar_one_or_none()
+        if inserted is not None:
             return Appended(seq, duplicate=False)
         existing = conn.execute(
             sa.select(EVENTS.c.seq).where(EVENTS.c.body_sha256 == event.body_sha256)
