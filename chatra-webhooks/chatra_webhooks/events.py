@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl
 #: Deepest nesting accepted. Chatra's payloads are a few levels deep; a limit keeps every
 #: reader (this inbox's read API, the tap) clear of recursion limits.
 MAX_DEPTH = 64
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 class BodyError(ValueError):
@@ -57,16 +56,15 @@ def _reject_constant(name: str) -> t.NoReturn:
 
 
 def _depth(document: object) -> int:
-    """Nesting depth, without recursion (a hostile body must not exhaust the stack)."""
+    """Levels of nested objects and arrays, counted without recursion."""
     deepest = 0
     stack: list[tuple[object, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(value, dict):
-            stack.extend((item, depth + 1) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
     return deepest
 
 
@@ -101,8 +99,11 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def parse_body(raw: bytes, content_type: str = "") -> IncomingEvent:
+def parse_body(raw: bytes) -> IncomingEvent:
     """Check a request body and pick out its event name, client and chat.
+
+    The Content-Type is not consulted (Chatra's is unconfirmed): a body starting with `{` is
+    JSON, anything else is tried as a form with one field.
 
     Raises:
         BodyError: If the body is not UTF-8, not JSON, not an object, or nested too deeply.
@@ -111,10 +112,8 @@ def parse_body(raw: bytes, content_type: str = "") -> IncomingEvent:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BodyError("not_utf8", "the body is not UTF-8 text") from None
-    is_form = content_type.split(";", 1)[0].strip().lower() == FORM_CONTENT_TYPE
-    field_value = _form_field(text) if is_form or not text.lstrip().startswith("{") else None
-    if field_value is not None:
-        text = field_value
+    if not text.lstrip().startswith("{"):
+        text = _form_field(text) or text
     document = _json_object(text)
     client = document.get("client")
     client = client if isinstance(client, dict) else {}

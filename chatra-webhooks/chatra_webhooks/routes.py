@@ -113,7 +113,7 @@ class Handlers:
         except ClientDisconnect:
             return self._reject(request, "disconnected", _error(400, "disconnected", _CLOSE))
         try:
-            event = parse_body(raw, request.headers.get("content-type", ""))
+            event = parse_body(raw)
         except BodyError as exc:
             return self._reject(request, exc.reason, _error(400, str(exc)))
         try:
