@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 
 if t.TYPE_CHECKING:
@@ -59,11 +60,22 @@ def store_url_for(engine: str, request: pytest.FixtureRequest, folder: Path) -> 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(params=ENGINES)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store URL on each engine."""
-    with store_url_for(request.param, request, tmp_path) as url:
+@pytest.fixture(scope="session")
+def postgres_inbox_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database for the store tests of this session (each test empties it first)."""
+    with postgres_store_url(postgres_server) as url:
         yield url
+
+
+@pytest.fixture(params=ENGINES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store on each engine: a new SQLite file, or the emptied test database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'inbox.sqlite'}"
+    url: str = request.getfixturevalue("postgres_inbox_database")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS chatra_webhooks_events, chatra_webhooks_inbox")
+    return url
 
 
 def inbox_env(**extra: str) -> dict[str, str]:
