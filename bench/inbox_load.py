@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -87,12 +88,17 @@ async def _post(
 
 
 async def _sender(
-    index: int, ingest_url: Callable[[], str], stop_at: float, prefix: str, result: LoadResult
+    index: int,
+    ingest_url: Callable[[], str],
+    stop_at: float,
+    prefix: str,
+    result: LoadResult,
+    stop: threading.Event,
 ) -> None:
     connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     number = 0
     path = host = ""
-    while time.monotonic() < stop_at:
+    while time.monotonic() < stop_at and not stop.is_set():
         client_id = f"{prefix}{index}-{number}"
         number += 1
         try:
@@ -127,19 +133,34 @@ async def _sender(
 
 
 async def _run(
-    ingest_url: Callable[[], str], senders: int, seconds: float, prefix: str
-) -> LoadResult:
-    result = LoadResult()
+    ingest_url: Callable[[], str],
+    senders: int,
+    seconds: float,
+    prefix: str,
+    result: LoadResult,
+    stop: threading.Event,
+) -> None:
     started = time.monotonic()
+    stop_at = started + seconds
     await asyncio.gather(
-        *(_sender(i, ingest_url, started + seconds, prefix, result) for i in range(senders))
+        *(_sender(i, ingest_url, stop_at, prefix, result, stop) for i in range(senders))
     )
     result.seconds = time.monotonic() - started
-    return result
 
 
 def run_load(
-    ingest_url: Callable[[], str], *, senders: int = 32, seconds: float = 20.0, prefix: str = ""
+    ingest_url: Callable[[], str],
+    *,
+    senders: int = 32,
+    seconds: float = 20.0,
+    prefix: str = "",
+    result: LoadResult | None = None,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
-    """POST unique bodies from `senders` connections for `seconds`; client IDs start `prefix`."""
-    return asyncio.run(_run(ingest_url, senders, seconds, prefix))
+    """POST unique bodies from `senders` connections for `seconds` or until `stop` is set.
+
+    Client IDs start with `prefix`. Pass `result` to watch it fill from another thread.
+    """
+    result = LoadResult() if result is None else result
+    asyncio.run(_run(ingest_url, senders, seconds, prefix, result, stop or threading.Event()))
+    return result
