@@ -124,7 +124,7 @@ def test_the_real_command_fails_in_one_line_too(run_cli: RunCli, tmp_path: Path)
 def test_settings_come_from_variables_and_sigterm_stops_cleanly(
     inbox_factory: Callable[..., InboxProcess], tmp_path: Path
 ) -> None:
-    store = tmp_path / "from-env.sqlite"
+    store = tmp_path / "new-folder" / "from-env.sqlite"
     inbox = inbox_factory(
         "", CHATRA_WEBHOOKS_STORE=f"sqlite:///{store}", CHATRA_WEBHOOKS_MAX_BODY="200"
     )
