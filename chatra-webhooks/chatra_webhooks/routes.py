@@ -117,7 +117,7 @@ class Handlers:
         except BodyError as exc:
             return self._reject(request, exc.reason, _error(400, str(exc)))
         try:
-            appended = await to_thread.run_sync(self.store.append, event)
+            appended = await asyncio.wrap_future(self.store.append_soon(event))
         except StoreError as exc:
             LOGGER.warning("An event of %d bytes was not stored: %s", len(raw), exc)
             message = "the event could not be stored; send it again"

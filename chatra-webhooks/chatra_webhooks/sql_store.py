@@ -13,6 +13,7 @@ from chatra_webhooks.writer import BatchWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
+    from concurrent.futures import Future
 
     from chatra_webhooks.events import IncomingEvent
 
@@ -91,13 +92,24 @@ class SqlEventStore:
         Raises:
             StoreError: If the store did not commit it.
         """
+        return self.append_soon(event).result()
+
+    def append_soon(self, event: IncomingEvent) -> Future[Appended]:
+        """Queue `event` for the next commit; the future resolves once it is committed.
+
+        Raises:
+            StoreError: If the store is closed (the future raises it when the commit fails).
+        """
+        return self._writer.submit(event)
+
+    def _write_batch(self, events: list[IncomingEvent]) -> list[Appended]:
         try:
-            return self._writer.submit(event)
+            return self._commit_batch(events)
         except sa.exc.SQLAlchemyError as exc:
             msg = f"the store did not commit the event: {describe(exc)}"
             raise StoreError(msg) from None
 
-    def _write_batch(self, events: list[IncomingEvent]) -> list[Appended]:
+    def _commit_batch(self, events: list[IncomingEvent]) -> list[Appended]:
         received_at = dt.datetime.now(dt.UTC)
         hashes = {event.body_sha256 for event in events}
         with self._engine.connect().execution_options(**WRITE_OPTIONS) as conn, conn.begin():

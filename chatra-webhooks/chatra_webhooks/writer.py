@@ -42,12 +42,11 @@ class BatchWriter(t.Generic[Item, Result]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, item: Item) -> Result:
-        """Queue `item` and wait until its batch is written.
+    def submit(self, item: Item) -> Future[Result]:
+        """Queue `item`; the future holds its result, or what `write` raised for its batch.
 
         Raises:
             StoreError: If the writer is closed.
-            Exception: Whatever `write` raised for the item's batch.
         """
         future: Future[Result] = Future()
         with self._lock:
@@ -55,7 +54,7 @@ class BatchWriter(t.Generic[Item, Result]):
                 msg = "the store is closed"
                 raise StoreError(msg)
             self._queue.put((item, future))
-        return future.result()
+        return future
 
     def _next_batch(self) -> tuple[list[tuple[Item, Future[Result]]], bool]:
         """The items queued now (waiting for the first), and whether close() was called."""
