@@ -95,7 +95,8 @@ class Handlers:
 
     async def ingest(self, request: Request) -> Response:
         """`POST /chatra/<token>`: store a webhook body, answer 200 once it is committed."""
-        if not self.settings.ingest_tokens.accepts(request.path_params["token"]):
+        token = self.settings.ingest_tokens.position(request.path_params["token"])
+        if token is None:
             return self._reject(request, "unknown_token", not_found(request))
         if request.method != "POST":
             headers = {"allow": "POST"}
@@ -128,7 +129,7 @@ class Handlers:
             self.metrics.count_stored(event.event_name)
         _note(
             request,
-            f"event={event.event_name or '-'} bytes={len(raw)} seq={appended.seq}"
+            f"event={event.event_name or '-'} bytes={len(raw)} seq={appended.seq} token={token}"
             + (" duplicate" if appended.duplicate else ""),
         )
         return JSONResponse({"seq": appended.seq, "duplicate": appended.duplicate})

@@ -59,6 +59,15 @@ def stored_with(inbox: InboxProcess, marker: str) -> list[dict[str, t.Any]]:
     return [e for e in all_events(inbox) if e["client_id"] == f"client-{marker}"]
 
 
+def wait_for_log(inbox: InboxProcess, text: str) -> bool:
+    deadline = time.monotonic() + TIMEOUT
+    while text not in inbox.log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def metric(inbox: InboxProcess, line_start: str) -> float:
     text = requests.get(f"{inbox.url}/metrics", timeout=TIMEOUT).text
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start)]
@@ -85,6 +94,8 @@ def test_rotated_tokens_are_both_accepted(inbox: InboxProcess) -> None:
     assert post(inbox, json.dumps(event(markers[0])), inbox.ingest_token).status_code == 200
     assert post(inbox, json.dumps(event(markers[1])), inbox.rotated_token).status_code == 200
     assert all(len(stored_with(inbox, marker)) == 1 for marker in markers)
+    # The log tells which token came (its position, never the token), to follow a rotation.
+    assert wait_for_log(inbox, " token=2")
 
 
 @pytest.mark.parametrize("method", ["POST", "GET", "PUT"])
@@ -274,5 +285,6 @@ def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProce
         assert secret not in log
     ingest_lines = [line for line in log.splitlines() if "POST /chatra/<token> 200" in line]
     assert any("event=chatFragment" in line and "bytes=" in line for line in ingest_lines)
+    assert any(line.endswith(" token=1") for line in ingest_lines)
     assert "POST <other path> 404" in log
     assert "Traceback" not in log
