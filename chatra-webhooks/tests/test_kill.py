@@ -88,19 +88,21 @@ def check_nothing_lost_or_doubled(result: t.Any, events: list[t.Any], kills: int
     assert seqs == sorted(set(seqs))
 
 
+@pytest.mark.parametrize(
+    ("kills", "run_after_kill"),
+    [
+        pytest.param(3, 0.5, id="3-kills"),
+        pytest.param(15, 2.0, marks=pytest.mark.soak, id="15-kills-soak"),
+    ],
+)
 def test_kill_9_under_load_loses_and_doubles_nothing(
-    store_url: str, inbox_factory: Callable[..., InboxProcess], load: ModuleType
+    store_url: str,
+    inbox_factory: Callable[..., InboxProcess],
+    load: ModuleType,
+    kills: int,
+    run_after_kill: float,
 ) -> None:
     inbox = inbox_factory(store_url)
-    result, events = kill_under_load(inbox, load, kills=3, run_after_kill=0.5)
-    check_nothing_lost_or_doubled(result, events, kills=3)
-    assert inbox.starts == 4
-
-
-@pytest.mark.soak
-def test_kill_9_under_load_many_times(
-    store_url: str, inbox_factory: Callable[..., InboxProcess], load: ModuleType
-) -> None:
-    inbox = inbox_factory(store_url)
-    result, events = kill_under_load(inbox, load, kills=15, run_after_kill=2.0)
-    check_nothing_lost_or_doubled(result, events, kills=15)
+    result, events = kill_under_load(inbox, load, kills, run_after_kill)
+    check_nothing_lost_or_doubled(result, events, kills)
+    assert inbox.starts == kills + 1
