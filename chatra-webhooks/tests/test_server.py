@@ -15,8 +15,13 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
+import sqlalchemy as sa
+
+from chatra_webhooks.settings import normalize_store_url
 
 if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .conftest import InboxProcess
 
 TIMEOUT = 10
@@ -287,4 +292,31 @@ def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProce
     assert any("event=chatFragment" in line and "bytes=" in line for line in ingest_lines)
     assert any(line.endswith(" token=1") for line in ingest_lines)
     assert "POST <other path> 404" in log
+    assert "Traceback" not in log
+
+
+def test_a_failing_store_answers_503_stores_nothing_and_logs_no_body(
+    store_url: str, inbox_factory: Callable[..., InboxProcess]
+) -> None:
+    inbox = inbox_factory(store_url)
+    engine = sa.create_engine(normalize_store_url(store_url))
+    marker = uuid.uuid4().hex
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE chatra_webhooks_events RENAME TO moved_away")
+        failed = post(inbox, json.dumps(event(marker)))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE moved_away RENAME TO chatra_webhooks_events")
+    finally:
+        engine.dispose()
+
+    assert failed.status_code == 503
+    assert "send it again" in failed.json()["error"]
+    assert stored_with(inbox, marker) == []
+    # The same delivery, retried once the store is back, is stored.
+    assert post(inbox, json.dumps(event(marker))).status_code == 200
+    assert len(stored_with(inbox, marker)) == 1
+    log = inbox.log()
+    assert "the store did not commit the event" in log
+    assert marker not in log
     assert "Traceback" not in log
