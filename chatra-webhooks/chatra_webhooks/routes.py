@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from chatra_webhooks.access_log import NOTE_KEY
+from chatra_webhooks.access_log import NOTE_KEY, loggable_name
 from chatra_webhooks.events import BodyError, parse_body
 from chatra_webhooks.store import StoreError
 
@@ -129,8 +129,8 @@ class Handlers:
             self.metrics.count_stored(event.event_name)
         _note(
             request,
-            f"event={event.event_name or '-'} bytes={len(raw)} seq={appended.seq} token={token}"
-            + (" duplicate" if appended.duplicate else ""),
+            f"event={loggable_name(event.event_name)} bytes={len(raw)} seq={appended.seq}"
+            f" token={token}" + (" duplicate" if appended.duplicate else ""),
         )
         return JSONResponse({"seq": appended.seq, "duplicate": appended.duplicate})
 

@@ -57,20 +57,23 @@ class BatchWriter(t.Generic[Item, Result]):
         return future
 
     def _next_batch(self) -> tuple[list[tuple[Item, Future[Result]]], bool]:
-        """The items queued now (waiting for the first), and whether close() was called."""
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        batch = [first]
-        while len(batch) < self._max_batch:
+        """The items queued now (waiting for the first), and whether close() was called.
+
+        An item whose future was cancelled (its request went away) is dropped; the others'
+        futures are marked running, so a cancel from now on cannot break `set_result`.
+        """
+        batch: list[tuple[Item, Future[Result]]] = []
+        queued = self._queue.get()
+        while queued is not None:
+            if queued[1].set_running_or_notify_cancel():
+                batch.append(queued)
+            if len(batch) >= self._max_batch:
+                return batch, False
             try:
                 queued = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if queued is None:
-                return batch, True
-            batch.append(queued)
-        return batch, False
+                return batch, False
+        return batch, True
 
     def _run(self) -> None:
         closing = False

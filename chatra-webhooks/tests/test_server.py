@@ -282,6 +282,7 @@ def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProce
     marker = uuid.uuid4().hex
     post(inbox, json.dumps(event(marker)))
     post(inbox, b"garbage " + marker.encode())
+    post(inbox, json.dumps(event(uuid.uuid4().hex, name=f"Hello\n{marker} 200 OK")))
     requests.post(f"{inbox.url}/chatra-typo/{inbox.ingest_token}", data=marker, timeout=TIMEOUT)
     read_events(inbox, headers=inbox.auth)
 
@@ -291,6 +292,7 @@ def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProce
     ingest_lines = [line for line in log.splitlines() if "POST /chatra/<token> 200" in line]
     assert any("event=chatFragment" in line and "bytes=" in line for line in ingest_lines)
     assert any(line.endswith(" token=1") for line in ingest_lines)
+    assert any("event=<unusual>" in line for line in ingest_lines)
     assert "POST <other path> 404" in log
     assert "Traceback" not in log
 
