@@ -51,7 +51,7 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         msg = f"{name} must be a whole number from {low} to {high}"
         raise ValueError(msg)
     return int(raw)
@@ -83,7 +83,7 @@ class Handlers:
     async def _read_body(self, request: Request) -> bytes:
         limit = self.settings.max_body
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise _TooLargeError
         body = bytearray()
         async with asyncio.timeout(self.settings.body_timeout):

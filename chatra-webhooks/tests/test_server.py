@@ -259,7 +259,8 @@ def test_read_api_needs_the_read_token(inbox: InboxProcess, authorization: str) 
 
 
 @pytest.mark.parametrize(
-    "query", ["after=-1", "after=x", "limit=0", "limit=1001", "limit=1.5", "after=1e3"]
+    "query",
+    ["after=-1", "after=x", "limit=0", "limit=1001", "limit=1.5", "after=1e3", "after=%C2%B2"],
 )
 def test_read_api_refuses_bad_paging(inbox: InboxProcess, query: str) -> None:
     answer = requests.get(f"{inbox.url}/events?{query}", headers=inbox.auth, timeout=TIMEOUT)
