@@ -67,7 +67,9 @@ PREFACE = """## How it is measured
   32 asyncio senders in the bench process POSTing unique ~400-byte bodies for 20 s, each on
   its own keep-alive connection; then the store is read back and every event answered 200
   must be in it. SQLite commits in WAL with synchronous=FULL (an fsync per commit; events
-  that arrive during a commit share the next one).
+  that arrive during a commit share the next one). The rate and latencies depend on what
+  else runs on the 2 cores (see the load average); the server's CPU time per event does
+  much less, and 1000 / it is the rate one free core would give the server.
 - Item 6: the tap keeps up to `max_concurrency` (default 4) GETs in flight on a small thread
   pool; every attempt, retries included, first takes its slot from the shared rate limiter,
   and results are emitted in ID order, so the limit holds and the output is the same as a
