@@ -51,6 +51,22 @@ class PostgresServer:
             autocommit=True,
         )
 
+    @contextlib.contextmanager
+    def scratch_database(self, prefix: str) -> Iterator[str]:
+        """A new database named `prefix` plus a random suffix; dropped at the end."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            with self.connect() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def url(self, dbname: str) -> str:
+        """The `postgresql://` URL of a database on this server (trust authentication)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
 
 @dataclass(frozen=True)
 class PostgresDatabase:

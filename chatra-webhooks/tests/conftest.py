@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import typing as t
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,26 +42,14 @@ def _no_urls_in_captured_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @contextlib.contextmanager
-def postgres_store_url(server: PostgresServer) -> Iterator[str]:
-    """A `postgresql://` URL of a new database, dropped afterwards."""
-    name = f"inbox_{uuid.uuid4().hex[:12]}"
-    with server.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://{server.user}@{server.host}:{server.port}/{name}"
-    finally:
-        with server.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
 def store_url_for(engine: str, request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
     """A fresh store URL on `engine` (`sqlite` or `postgresql`)."""
     if engine == "sqlite":
         yield f"sqlite:///{folder / 'inbox.sqlite'}"
         return
-    with postgres_store_url(request.getfixturevalue("postgres_server")) as url:
-        yield url
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    with server.scratch_database("inbox") as name:
+        yield server.url(name)
 
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -71,8 +58,8 @@ ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 @pytest.fixture(scope="session")
 def postgres_inbox_database(postgres_server: PostgresServer) -> Iterator[str]:
     """A database for the store tests of this session (each test empties it first)."""
-    with postgres_store_url(postgres_server) as url:
-        yield url
+    with postgres_server.scratch_database("inbox") as name:
+        yield postgres_server.url(name)
 
 
 @pytest.fixture(params=ENGINES)
