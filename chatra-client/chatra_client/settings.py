@@ -241,4 +241,8 @@ def _rate_limit_store(value: object) -> str | None:
             "unset to pace on this machine only."
         )
         raise ConfigError(msg)
+    # Imported here: SQLAlchemy is loaded only by runs that share their pace this way.
+    from chatra_client.pace_postgres import parse_url  # noqa: PLC0415
+
+    parse_url(text)
     return text

@@ -123,3 +123,10 @@ def test_rate_limit_store_other_than_postgresql_is_refused_without_echoing_it(
     with pytest.raises(ConfigError, match="rate_limit_store must be a postgresql://") as raised:
         ConnectionSettings.from_config({"api_key_pair": "pub:sec", "rate_limit_store": value})
     assert "Pw-7731" not in str(raised.value)
+
+
+def test_rate_limit_store_with_a_malformed_port_is_refused_at_start() -> None:
+    url = "postgresql://pacer:Pw-7731@db.internal:port/chatra"
+    with pytest.raises(ConfigError, match="not a valid postgresql:// URL") as raised:
+        ConnectionSettings.from_config({"api_key_pair": "pub:sec", "rate_limit_store": url})
+    assert "Pw-7731" not in str(raised.value)
