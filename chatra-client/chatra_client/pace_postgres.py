@@ -121,8 +121,7 @@ def _store_errors(url: sa.URL) -> Iterator[None]:
         cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
         reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         msg = (
-            f"rate_limit_store {safe_url(url)} cannot be used ({reason}), so no more requests "
-            "are sent. Fix the database or the URL, or unset rate_limit_store to pace on this "
-            "machine only."
+            f"rate_limit_store {safe_url(url)} cannot be used ({reason}); fix the database or "
+            "the URL, or unset rate_limit_store to pace on this machine only."
         )
         raise RateLimitStoreError(msg) from None

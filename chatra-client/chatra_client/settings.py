@@ -229,12 +229,10 @@ class ConnectionSettings:
 
 def _rate_limit_store(value: object) -> str | None:
     """The PostgreSQL URL of a shared pace, or None for this machine's file."""
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     text = value.strip() if isinstance(value, str) else ""
     scheme, sep, _ = text.partition("://")
-    if isinstance(value, str) and not text:
-        return None
     if not sep or scheme.lower() not in POSTGRES_SCHEMES:
         msg = (
             "rate_limit_store must be a postgresql://user:password@host/database URL, or "
