@@ -23,7 +23,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable
 
     from chatra_sandbox import SandboxServer
-    from tests.conftest import PostgresDatabase
+    from conftest import PostgresDatabase
     from tests.faults.conftest import Plugins
 
 pytestmark = pytest.mark.postgres
