@@ -10,7 +10,8 @@ What each error from chatra_client means here:
   network fault leaves a few rows to check by hand rather than every row.
 - NotFoundError / RejectedError (400/404/422, e.g. an unknown client): ``failed`` as rejected,
   dead-lettered; tried again on a later run when `retry_failed` is on.
-- AuthenticationError (401/403): ``failed`` as not sent, and the run stops at once.
+- AuthenticationError (401/403), RateLimitStoreError (the shared pace cannot be used, so
+  the POST never went out): ``failed`` as not sent, and the run stops at once.
 - RetriesExhaustedError: chatra_client retries 429/5xx and connection failures that happened
   before the request went out; only those end here, so the POST surely had no effect. The key
   is ``failed`` as not sent (always tried again on the next run, whatever `retry_failed`
@@ -31,6 +32,7 @@ from chatra_client import (
     NotFoundError,
     OutcomeUnknownError,
     RateLimiter,
+    RateLimitStoreError,
     RejectedError,
     RetriesExhaustedError,
 )
@@ -303,7 +305,7 @@ class Delivery:
         except (NotFoundError, RejectedError) as exc:
             self._unconfirmed_in_a_row = 0
             return self._rejected(stream, record, outbound, exc)
-        except AuthenticationError as exc:
+        except (AuthenticationError, RateLimitStoreError) as exc:
             ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
             self._count(stream, Outcome.DEFERRED, key, outbound, str(exc))
             self._stop(f"{exc} Nothing more was sent.")
@@ -388,7 +390,7 @@ class Delivery:
             return
         try:
             self._chatra().check_credentials()
-        except (AuthenticationError, ConfigError) as exc:
+        except (AuthenticationError, ConfigError, RateLimitStoreError) as exc:
             self._stop(str(exc))
         except RetriesExhaustedError as exc:
             self._stop(f"Chatra could not be reached to check the keys: {exc}")
