@@ -2,33 +2,49 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
 from tap_chatra.errors import StateInputError
+from tap_chatra.state_input import read_state_file
 from tap_chatra.tap import TapChatra
 
 FIX = "fix or delete the file, or start afresh without it"
 
 
+BAD_STATES = [
+    ("", "is empty"),
+    ("  \n", "is empty"),
+    ("{not json", "is not JSON (Expecting property name enclosed in double quotes at line 1)"),
+    ("[" * 100_000, "is not JSON"),
+    ("[1, 2]", "is an array, not a JSON object"),
+    ('{"bookmarks": null}', "has 'bookmarks' that is null, not an object"),
+    ('{"bookmarks": []}', "has 'bookmarks' that is an array, not an object"),
+    ('{"bookmarks": "x"}', "has 'bookmarks' that is a string, not an object"),
+    ('{"bookmarks": {"messages": null}}', "has a bookmark for 'messages' that is null"),
+    ('{"bookmarks": {"messages": [1]}}', "has a bookmark for 'messages' that is an array"),
+    ('{"bookmarks": {"clients": "x"}}', "has a bookmark for 'clients' that is a string"),
+]
+
+
+@pytest.mark.parametrize(("content", "problem"), BAD_STATES)
+def test_bad_state_file_is_refused_with_what_to_do(content, problem) -> None:
+    file = io.StringIO(content)
+    file.name = "state.json"
+    with pytest.raises(StateInputError) as refused:
+        read_state_file(file)
+    message = str(refused.value)
+    assert message.startswith(f"--state file state.json {problem}")
+    assert FIX in message
+    assert "\n" not in message
+
+
 @pytest.mark.parametrize(
-    ("content", "problem"),
-    [
-        ("", "is empty"),
-        ("  \n", "is empty"),
-        ("{not json", "is not JSON (Expecting property name enclosed in double quotes at line 1)"),
-        ("[" * 100_000, "is not JSON"),
-        ("[1, 2]", "is an array, not a JSON object"),
-        ('{"bookmarks": null}', "has 'bookmarks' that is null, not an object"),
-        ('{"bookmarks": []}', "has 'bookmarks' that is an array, not an object"),
-        ('{"bookmarks": "x"}', "has 'bookmarks' that is a string, not an object"),
-        ('{"bookmarks": {"messages": null}}', "has a bookmark for 'messages' that is null"),
-        ('{"bookmarks": {"messages": [1]}}', "has a bookmark for 'messages' that is an array"),
-        ('{"bookmarks": {"clients": "x"}}', "has a bookmark for 'clients' that is a string"),
-    ],
+    ("content", "problem"), [BAD_STATES[0], BAD_STATES[3], BAD_STATES[6], BAD_STATES[8]]
 )
-def test_bad_state_file_ends_in_one_line(chatra_sandbox, kit, content, problem) -> None:
+def test_bad_state_file_ends_the_cli_in_one_line(chatra_sandbox, kit, content, problem) -> None:
     state_path = kit.tmp_path / "state.json"
     state_path.write_text(content)
     config = kit.config(chatra_sandbox, message_ids=chatra_sandbox.ids("messages")[:2])
