@@ -207,10 +207,13 @@ class RawApi:
                 if not answer.trickle:
                     self.wfile.write(answer.body)
                     return
-                for byte in answer.body:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    time.sleep(answer.trickle)
+                try:
+                    for byte in answer.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(answer.trickle)
+                except OSError:
+                    return  # the client gave up, as it should
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 """Keep the test output quiet."""
