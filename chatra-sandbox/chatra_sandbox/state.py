@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from chatra_sandbox.auth import KeyCheck
     from chatra_sandbox.config import SandboxConfig
     from chatra_sandbox.data import SandboxStore
+    from chatra_sandbox.webhooks import WebhookSender
 
 
 class SandboxState:
@@ -29,6 +30,7 @@ class SandboxState:
         keys: The account's key pair check.
         config: The initial runtime options.
         log_file: Optional JSONL file the request log is mirrored to.
+        webhooks: Sends a ``chatFragment`` for each message created through the API.
     """
 
     def __init__(
@@ -37,10 +39,12 @@ class SandboxState:
         keys: KeyCheck,
         config: SandboxConfig,
         log_file: str | Path | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
         self.log = ActivityLog(log_file)
+        self.webhooks = webhooks
         self._lock = threading.Lock()
         self.config = config
         self.faults = FaultInjector(config)
