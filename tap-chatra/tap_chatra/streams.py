@@ -10,6 +10,7 @@ from typing_extensions import override
 
 from tap_chatra import schemas
 from tap_chatra.client import ChatraStream
+from tap_chatra.id_queue import QueuedIds
 from tap_chatra.id_state import Plan, RefreshRun, plan_fetches
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -22,6 +23,19 @@ class MessagesStream(ChatraStream):
     resource = "messages"
     path = "/messages/{id}"
     schema = StreamSchema(SCHEMAS, key="messages")
+
+    @cached_property
+    def queued(self) -> QueuedIds:
+        """IDs named by webhook events, waiting to be fetched."""
+        return QueuedIds(self.stream_state, logger=self.logger)
+
+    @override
+    def source_ids(self) -> list[str]:
+        return list(dict.fromkeys([*super().source_ids(), *self.queued.ids()]))
+
+    @override
+    def finish(self, now: float) -> None:
+        self.queued.drop_fetched(self.id_state)
 
     @override
     def after_emit(self, record: dict[str, t.Any]) -> None:

@@ -19,6 +19,11 @@ from tap_chatra.connection import HttpResources
 from tap_chatra.id_sources import IdLists, IdSourceError, collect_ids
 from tap_chatra.settings import TAP_SETTINGS
 from tap_chatra.streams import ClientsStream, MessagesStream, PushedMessagesStream
+from tap_chatra.webhook_streams import (
+    ChatMessagesStream,
+    WebhookEventsStream,
+    check_webhook_settings,
+)
 
 if t.TYPE_CHECKING:
     import click
@@ -26,8 +31,11 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.plugin_base import _ConfigInput
 
-#: Clients sync last, so that they include the clients of the messages just fetched.
-SYNC_ORDER = ("messages", "pushed_messages", "clients")
+    from tap_chatra.events import EventIds
+
+#: Webhook events sync first, so that the IDs they name are fetched in the same run; clients
+#: sync last, so that they include the clients of the messages just fetched.
+SYNC_ORDER = ("webhook_events", "chat_messages", "messages", "pushed_messages", "clients")
 
 
 class TapChatra(ChatraPlugin, Tap):
@@ -54,6 +62,8 @@ class TapChatra(ChatraPlugin, Tap):
         super().__init__(validate_config=validate_config, **kwargs)
         # Malformed keys stop the run here, before any request; discovery needs no keys.
         self._connection = ConnectionSettings.from_config(self.config) if validate_config else None
+        if validate_config:
+            check_webhook_settings(self.config)
 
     @property
     def connection(self) -> ConnectionSettings:
@@ -86,7 +96,13 @@ class TapChatra(ChatraPlugin, Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [MessagesStream(self), PushedMessagesStream(self), ClientsStream(self)]
+        return [
+            WebhookEventsStream(self),
+            ChatMessagesStream(self),
+            MessagesStream(self),
+            PushedMessagesStream(self),
+            ClientsStream(self),
+        ]
 
     @property
     @override
@@ -106,6 +122,20 @@ class TapChatra(ChatraPlugin, Tap):
             and clients.selected
         ):
             clients.refresh_run.queue(client_id)
+
+    def queue_event_ids(self, found: EventIds) -> None:
+        """Have the REST streams fetch, in this run, the records a webhook event names."""
+        clients = self.streams.get("clients")
+        if isinstance(clients, ClientsStream) and clients.selected:
+            for client_id in found.clients:
+                clients.refresh_run.queue(client_id)
+        for name, record_ids in (
+            ("messages", found.messages),
+            ("pushed_messages", found.pushed_messages),
+        ):
+            stream = self.streams.get(name)
+            if isinstance(stream, MessagesStream) and stream.selected and record_ids:
+                stream.queued.add(record_ids)
 
     def check_connection(self) -> None:
         """Read the ID sources, then prove the keys with one harmless request."""
