@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from chatra_sandbox.generate import (
     UNDOCUMENTED_KEY,
     make_client,
+    make_file,
     plain_client_id,
     record_rng,
 )
@@ -185,6 +186,10 @@ def new_conversation(store: SandboxStore, index: int) -> Conversation:
             }
             if kind == "agent":
                 message["agentId"], message["agentName"] = agent.id, agent.name
+            elif not messages and rng.random() < 0.3:
+                # At most one file per chat: two alike, without IDs or times, would be one row.
+                message["file"] = make_file(rng)
+                message["text"] = message["file"]["filename"]
             with store.lock:
                 store.messages[message["id"]] = message
             messages.append(message)

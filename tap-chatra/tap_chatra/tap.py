@@ -57,6 +57,8 @@ class TapChatra(ChatraPlugin, Tap):
 
     #: Seconds between progress lines; a class attribute so tests can shorten it.
     progress_interval: float = 30.0
+    #: The last webhook event whose IDs were queued in this run (both webhook streams read it).
+    events_discovered_through: int = 0
 
     def __init__(self, *, validate_config: bool = True, **kwargs: t.Any) -> None:
         super().__init__(validate_config=validate_config, **kwargs)

@@ -172,6 +172,10 @@ class EventStream(RESTStream[int]):
             reader.advance(event.seq, event.end_offset, event.line)
 
     def _discover(self, event: dict[str, t.Any]) -> None:
+        # Both streams read the same events; the IDs of each are handed on once per run.
+        if event["seq"] <= self._chatra.events_discovered_through:
+            return
+        self._chatra.events_discovered_through = event["seq"]
         found = ids_in_event(event["payload"])
         for problem in found.problems:
             self.logger.warning("%s: event seq %d: %s; skipped.", self.name, event["seq"], problem)
