@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PACKAGES := chatra-client chatra-sandbox tap-chatra target-chatra-push
+PACKAGES := chatra-client chatra-sandbox chatra-webhooks tap-chatra target-chatra-push
 STAMP := $(VENV)/.installed
 
 .PHONY: install test lint typecheck pytest demo bench soak constraints clean

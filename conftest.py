@@ -1,4 +1,4 @@
-"""A PostgreSQL server for the end-to-end tests.
+"""A PostgreSQL server for every test suite of the repository (hence at its root).
 
 Order of preference: the server that answers on 127.0.0.1:5432 (trust auth as user
 `postgres` on the project's machines and in CI's service container), else a throwaway
