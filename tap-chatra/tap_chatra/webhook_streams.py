@@ -15,6 +15,7 @@ import typing as t
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import backoff
 import requests
 from singer_sdk import StreamSchema
 from singer_sdk.authenticators import BearerTokenAuthenticator
@@ -38,8 +39,6 @@ if t.TYPE_CHECKING:
 
 INBOX_SETTING = "webhook_inbox_url"
 FILE_SETTING = "webhook_events_file"
-#: Events asked for per page of the inbox's read API.
-PAGE_SIZE = 500
 
 
 def check_webhook_settings(config: Mapping[str, t.Any]) -> None:
@@ -76,6 +75,8 @@ class EventStream(RESTStream[int]):
     """Reads webhook events, from the inbox or the file, from where this stream stopped."""
 
     path = "/events"
+    #: Events asked for per page of the inbox's read API.
+    page_size = 500
     replication_key = "seq"
     is_sorted = True
 
@@ -105,14 +106,19 @@ class EventStream(RESTStream[int]):
         return 4
 
     @override
+    def backoff_wait_generator(self) -> t.Generator[float, None, None]:
+        # The inbox is the user's own service: a few seconds tell whether it is there.
+        return backoff.expo(factor=0.5)
+
+    @override
     def get_new_paginator(self) -> InboxPaginator:
-        return InboxPaginator(self.resume_after(), PAGE_SIZE)
+        return InboxPaginator(self.resume_after(), self.page_size)
 
     @override
     def get_url_params(
         self, context: Context | None, next_page_token: int | None
     ) -> dict[str, t.Any]:
-        return {"after": next_page_token or 0, "limit": PAGE_SIZE}
+        return {"after": next_page_token or 0, "limit": self.page_size}
 
     @override
     def validate_response(self, response: requests.Response) -> None:

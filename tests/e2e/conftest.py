@@ -10,7 +10,6 @@ path a plugin writes to is pointed into the test's own temp folder.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -21,8 +20,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
     from chatra_sandbox import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -163,63 +160,3 @@ class SandboxSettings:
 def sandbox_settings(tmp_path: Path) -> SandboxSettings:
     """Settings pointing the Chatra plugins at a sandbox, with files in this test's folder."""
     return SandboxSettings(tmp_path)
-
-
-@dataclass
-class WebhookInbox:
-    """A `chatra-webhooks serve` process on a free port, as tap-chatra reads it."""
-
-    process: subprocess.Popen[str]
-    store_url: str
-    url: str
-    ingest_token: str
-    read_token: str
-
-    @property
-    def ingest_url(self) -> str:
-        """The URL a Chatra account (here: the sandbox) posts its webhooks to."""
-        return f"{self.url}/chatra/{self.ingest_token}"
-
-    def export(self, path: Path) -> None:
-        """`chatra-webhooks export` of every stored event to `path` (the file is replaced)."""
-        command = [str(BIN / "chatra-webhooks"), "export", "--store", self.store_url]
-        subprocess.run([*command, "--output", str(path)], check=True, timeout=60)
-
-    def tap_env(self) -> dict[str, str]:
-        """tap-chatra's variables for reading this inbox."""
-        return {
-            "TAP_CHATRA_WEBHOOK_INBOX_URL": self.url,
-            "TAP_CHATRA_WEBHOOK_INBOX_TOKEN": self.read_token,
-        }
-
-
-@pytest.fixture
-def webhook_inbox_factory() -> Iterator[Callable[[str], WebhookInbox]]:
-    """Return `store_url -> started WebhookInbox`; every one is stopped (SIGTERM) at teardown."""
-    started: list[WebhookInbox] = []
-
-    def start(store_url: str) -> WebhookInbox:
-        ingest_token, read_token = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CHATRA_WEBHOOKS_")},
-            "CHATRA_WEBHOOKS_INGEST_TOKEN": ingest_token,
-            "CHATRA_WEBHOOKS_READ_TOKEN": read_token,
-        }
-        command = [str(BIN / "chatra-webhooks"), "serve", "--port", "0", "--store", store_url]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-        )
-        assert process.stdout is not None
-        first_line = process.stdout.readline()
-        if not first_line.startswith("listening on "):
-            process.kill()
-            pytest.fail(f"chatra-webhooks serve did not start: {first_line!r}")
-        url = first_line.split()[-1]
-        inbox = WebhookInbox(process, store_url, url, ingest_token, read_token)
-        started.append(inbox)
-        return inbox
-
-    yield start
-    for inbox in started:
-        inbox.process.terminate()
-        inbox.process.communicate(timeout=30)
