@@ -134,6 +134,8 @@ class SandboxSettings:
             "TAP_CHATRA_MESSAGE_IDS_FILE": str(paths["messages"]),
             "TAP_CHATRA_PUSHED_MESSAGE_IDS_FILE": str(paths["pushed_messages"]),
             "TAP_CHATRA_CLIENT_IDS_FILE": str(paths["clients"]),
+            # The dev environment's local webhook inbox is not part of these runs.
+            "TAP_CHATRA_WEBHOOK_INBOX_URL": "",
         }
 
     def target(self, sandbox: SandboxServer) -> dict[str, str]:

@@ -128,7 +128,10 @@ def test_simulated_chats_land_once_through_the_inbox_even_after_kill_9(
     source_env = (
         inbox.tap_env()
         if source == "inbox"
-        else {"TAP_CHATRA_WEBHOOK_EVENTS_FILE": str(events_file)}
+        else {
+            "TAP_CHATRA_WEBHOOK_EVENTS_FILE": str(events_file),
+            "TAP_CHATRA_WEBHOOK_INBOX_URL": "",
+        }
     )
     env = {
         **postgres_database.env("TARGET_POSTGRES"),
