@@ -54,6 +54,22 @@ class PostgresServer:
             autocommit=True,
         )
 
+    @contextlib.contextmanager
+    def scratch_database(self, prefix: str) -> Iterator[str]:
+        """A new database named `prefix` plus a random suffix; dropped at the end."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            with self.connect() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def url(self, dbname: str) -> str:
+        """The `postgresql://` URL of a database on this server (trust authentication)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
 
 @dataclass(frozen=True)
 class PostgresDatabase:
@@ -180,14 +196,8 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
     """A database of its own for this test session, dropped afterwards."""
-    name = f"chatra_e2e_{uuid.uuid4().hex[:12]}"
-    with postgres_server.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with postgres_server.scratch_database("chatra_e2e") as name:
         yield PostgresDatabase(postgres_server, name)
-    finally:
-        with postgres_server.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

@@ -9,13 +9,9 @@ after that must find nothing left to do.
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import psutil
 import pytest
 
 if TYPE_CHECKING:
@@ -40,52 +36,13 @@ NO_ID_FILES = {
 @pytest.fixture
 def inbox_store(postgres_server: PostgresServer) -> Iterator[str]:
     """The inbox's PostgreSQL store: a database of its own, dropped afterwards."""
-    name = f"tap_inbox_{uuid.uuid4().hex[:12]}"
-    with postgres_server.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://{postgres_server.user}@{postgres_server.host}:{postgres_server.port}/{name}"
-    finally:
-        with postgres_server.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def tap_process(meltano_process: psutil.Process) -> psutil.Process | None:
-    for child in meltano_process.children(recursive=True):
-        try:
-            if any(part.endswith("tap-chatra") for part in child.cmdline()):
-                return child
-        except psutil.NoSuchProcess:
-            continue
-    return None
+    with postgres_server.scratch_database("tap_inbox") as name:
+        yield postgres_server.url(name)
 
 
 def rows(database: PostgresDatabase, sql: str) -> list[tuple[Any, ...]]:
     with database.connect() as conn:
         return conn.execute(sql).fetchall()
-
-
-def run_killed_while_fetching(
-    meltano: MeltanoProject, sandbox: SandboxServer, run: tuple[str, ...], env: dict[str, str]
-) -> None:
-    """Start the run and SIGKILL the tap once it has fetched a few records over REST."""
-    requests_before = len(sandbox.request_log())
-    process = meltano.popen(*run, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while len(sandbox.request_log()) < requests_before + 3:
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "the tap never started fetching"
-            time.sleep(0.02)
-        tap = tap_process(psutil.Process(process.pid))
-        assert tap is not None, "no tap-chatra process under meltano"
-        os.kill(tap.pid, signal.SIGKILL)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode != 0, "meltano run succeeded although its tap was killed"
 
 
 def check_warehouse(database: PostgresDatabase, schema: str, chats: list[Conversation]) -> None:
@@ -148,7 +105,11 @@ def test_simulated_chats_land_once_through_the_inbox_even_after_kill_9(
     # Slow answers keep the tap fetching long enough to be killed in the middle.
     sandbox.configure(latency_ms=150)
     inbox.export(events_file)
-    run_killed_while_fetching(meltano, sandbox, run, env)
+    requests_before = len(sandbox.request_log())
+    returncode = meltano.run_killing(
+        "tap-chatra", lambda: len(sandbox.request_log()) >= requests_before + 3, *run, env=env
+    )
+    assert returncode != 0, "meltano run succeeded although its tap was killed"
 
     sandbox.configure(latency_ms=0)
     chats += sandbox.simulate_chats(2)
