@@ -109,3 +109,18 @@ def test_an_inbox_that_does_not_answer_stops_with_one_line(fed_inbox, kit) -> No
     )
     assert "Traceback" not in result.stderr
     assert inbox.read_token not in result.stderr + result.stdout
+
+
+def test_debug_logs_hold_neither_the_read_token_nor_chat_text(fed_inbox, kit) -> None:
+    inbox, sandbox = fed_inbox
+    chats = sandbox.simulate_chats(2)
+    result = kit.cli(
+        config=_inbox_config(kit, inbox, sandbox),
+        env={"LOGLEVEL": "DEBUG", "TAP_CHATRA_LOGLEVEL": "DEBUG"},
+    )
+    assert result.returncode == 0, kit.last_line(result.stderr)
+    assert " | DEBUG " in result.stderr, "nothing logged at DEBUG; the test proves nothing"
+    assert inbox.read_token not in result.stderr
+    texts = {m["text"] for chat in chats for m in chat.messages}
+    assert texts <= {r["text"] for r in kit.parse(result.stdout).records("chat_messages")}
+    assert [text for text in texts if text in result.stderr] == []
