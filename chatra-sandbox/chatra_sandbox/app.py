@@ -23,7 +23,6 @@ from chatra_sandbox.admin import handle_admin
 from chatra_sandbox.connection import DropConnection
 from chatra_sandbox.responses import json_error, server_error, too_many_requests
 from chatra_sandbox.routing import api_endpoint, split_path
-from chatra_sandbox.webhooks import raise_api_message
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -110,8 +109,8 @@ async def _handle_api(
                 "response_dropped": dropped,
             }
         )
-        if state.webhooks is not None:
-            raise_api_message(state.store, state.webhooks, result.created)
+        if state.on_message_created is not None:
+            state.on_message_created(result.created)
         if dropped:
             return _log(state, entry, DropConnection(), fault="post_reset_after_commit")
     return _log(state, entry, JSONResponse(result.body, status_code=result.status))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from chatra_sandbox.config import SandboxConfig
 from chatra_sandbox.connection import SandboxH11Protocol
 from chatra_sandbox.data import SandboxStore
 from chatra_sandbox.state import SandboxState
-from chatra_sandbox.webhooks import Delivery, WebhookSender, simulate_chats
+from chatra_sandbox.webhooks import Delivery, WebhookSender, raise_api_message, simulate_chats
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -127,8 +128,13 @@ class SandboxServer:
         )
         self._webhooks = WebhookSender(webhook_url, pause=webhook_pause) if webhook_url else None
         self._simulated = 0
+        on_message_created = (
+            functools.partial(raise_api_message, self.store, self._webhooks)
+            if self._webhooks
+            else None
+        )
         self._state = SandboxState(
-            self.store, KeyCheck(public_key, secret_key), config, log_file, self._webhooks
+            self.store, KeyCheck(public_key, secret_key), config, log_file, on_message_created
         )
         self.public_key = public_key
         self.secret_key = secret_key

@@ -9,33 +9,19 @@ from singer_sdk import SchemaDirectory, StreamSchema
 from typing_extensions import override
 
 from tap_chatra import schemas
-from tap_chatra.client import ChatraStream
-from tap_chatra.id_queue import QueuedIds
 from tap_chatra.id_state import Plan, RefreshRun, plan_fetches
+from tap_chatra.webhook_ids import WebhookIdsStream
 
 SCHEMAS = SchemaDirectory(schemas)
 
 
-class MessagesStream(ChatraStream):
+class MessagesStream(WebhookIdsStream):
     """Messages, each fetched once: a message never changes after it was fetched."""
 
     name = "messages"
     resource = "messages"
     path = "/messages/{id}"
     schema = StreamSchema(SCHEMAS, key="messages")
-
-    @cached_property
-    def queued(self) -> QueuedIds:
-        """IDs named by webhook events, waiting to be fetched."""
-        return QueuedIds(self.stream_state, logger=self.logger)
-
-    @override
-    def source_ids(self) -> list[str]:
-        return list(dict.fromkeys([*super().source_ids(), *self.queued.ids()]))
-
-    @override
-    def finish(self, now: float) -> None:
-        self.queued.drop_fetched(self.id_state)
 
     @override
     def after_emit(self, record: dict[str, t.Any]) -> None:
@@ -52,7 +38,7 @@ class PushedMessagesStream(MessagesStream):
     path = "/pushedMessages/{id}"
 
 
-class ClientsStream(ChatraStream):
+class ClientsStream(WebhookIdsStream):
     """Clients, fetched again every run and emitted only when their content changed."""
 
     name = "clients"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 import typing as t
 from functools import cached_property
 
@@ -19,6 +20,7 @@ from tap_chatra.connection import HttpResources
 from tap_chatra.id_sources import IdLists, IdSourceError, collect_ids
 from tap_chatra.settings import TAP_SETTINGS
 from tap_chatra.streams import ClientsStream, MessagesStream, PushedMessagesStream
+from tap_chatra.webhook_ids import WebhookIdsStream
 from tap_chatra.webhook_streams import (
     ChatMessagesStream,
     WebhookEventsStream,
@@ -127,17 +129,15 @@ class TapChatra(ChatraPlugin, Tap):
 
     def queue_event_ids(self, found: EventIds) -> None:
         """Have the REST streams fetch, in this run, the records a webhook event names."""
-        clients = self.streams.get("clients")
-        if isinstance(clients, ClientsStream) and clients.selected:
-            for client_id in found.clients:
-                clients.refresh_run.queue(client_id)
+        now = int(time.time())
         for name, record_ids in (
             ("messages", found.messages),
             ("pushed_messages", found.pushed_messages),
+            ("clients", found.clients),
         ):
             stream = self.streams.get(name)
-            if isinstance(stream, MessagesStream) and stream.selected and record_ids:
-                stream.queued.add(record_ids)
+            if isinstance(stream, WebhookIdsStream) and stream.selected and record_ids:
+                stream.webhook_ids.add(record_ids, now)
 
     def check_connection(self) -> None:
         """Read the ID sources, then prove the keys with one harmless request."""

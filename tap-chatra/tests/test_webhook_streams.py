@@ -235,14 +235,36 @@ def test_event_ids_wait_in_state_until_fetched(chatra_sandbox, kit) -> None:
     # A run killed after webhook_events: its STATE, as the target would have passed it on.
     output = kit.run(config, catalog=catalog)
     after_events = output.states[0]["bookmarks"]
-    assert after_events["messages"]["queued"] == {message_id: 1}
-    assert client_id in after_events["clients"]["queued"]
+    assert list(after_events["messages"]["webhook_ids"]) == [message_id]
+    assert list(after_events["clients"]["webhook_ids"]) == [client_id]
 
     resumed = kit.run(config, state=output.states[0], catalog=catalog)
     assert resumed.records("webhook_events") == []
     assert resumed.ids("messages") == [message_id]
     assert resumed.ids("clients") == [client_id]
-    assert resumed.last_state["bookmarks"]["messages"]["queued"] == {}
+    for stream in ("messages", "clients"):
+        assert resumed.last_state["bookmarks"][stream]["webhook_ids"] == {}
+
+
+def test_a_client_named_again_is_fetched_again_even_without_message_clients(
+    chatra_sandbox, kit
+) -> None:
+    client_id = chatra_sandbox.ids("clients")[0]
+    event = {"eventName": "chatStarted", "client": {"id": client_id}}
+    path = kit.write("events.jsonl", [json.dumps(event)])
+    config = kit.config(chatra_sandbox, webhook_events_file=str(path), fetch_message_clients=False)
+    first = kit.run(config)
+    assert kit.gets(chatra_sandbox, "clients") == [client_id]
+
+    chatra_sandbox.store.update_client(client_id, name="Changed Since")
+    with path.open("a", encoding="utf-8") as file:
+        file.write(json.dumps(event) + "\n")
+    second = kit.run(config, state=first.last_state)
+    assert kit.gets(chatra_sandbox, "clients") == [client_id, client_id]
+    assert [r["name"] for r in second.records("clients")] == ["Changed Since"]
+    third = kit.run(config, state=second.last_state)
+    assert kit.gets(chatra_sandbox, "clients") == [client_id, client_id]
+    assert third.records("clients") == []
 
 
 @pytest.mark.parametrize(
