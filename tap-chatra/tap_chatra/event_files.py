@@ -73,6 +73,14 @@ class EventFile:
             msg = f"{SETTING}: cannot read {self.path}: {error.strerror or type(error).__name__}."
             raise IdSourceError(msg) from None
 
+    def check_readable(self) -> None:
+        """Open the file once, for a connection test.
+
+        Raises:
+            IdSourceError: If it cannot be read.
+        """
+        self._open().close()
+
     def _start(self, size: int, stream: str) -> int:
         """Where to resume: the saved offset, or 0 for a file that was replaced or truncated."""
         offset = self._position.get("offset")

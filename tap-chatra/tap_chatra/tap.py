@@ -23,6 +23,7 @@ from tap_chatra.streams import ClientsStream, MessagesStream, PushedMessagesStre
 from tap_chatra.webhook_ids import WebhookIdsStream
 from tap_chatra.webhook_streams import (
     ChatMessagesStream,
+    EventStream,
     WebhookEventsStream,
     check_webhook_settings,
 )
@@ -140,10 +141,17 @@ class TapChatra(ChatraPlugin, Tap):
                 stream.webhook_ids.add(record_ids, now)
 
     def check_connection(self) -> None:
-        """Read the ID sources, then prove the keys with one harmless request."""
+        """Read the ID sources, then prove the keys with one harmless request.
+
+        With a webhook source, prove that too: the inbox takes the read token, or the file
+        can be read.
+        """
         _ = self.id_lists
         with ChatraClient(self.connection, limiter=self.http.limiter, logger=self.logger) as api:
             api.check_credentials()
+        events = self.streams.get("webhook_events")
+        if isinstance(events, EventStream):
+            events.check_source()
 
     @classmethod
     @override

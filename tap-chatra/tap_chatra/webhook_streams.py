@@ -133,6 +133,37 @@ class EventStream(RESTStream[int]):
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         return inbox_events(response, stream=self.name)
 
+    def check_source(self) -> None:
+        """Prove that the inbox takes the read token (one request), or the file can be read.
+
+        Raises:
+            InboxError: If the inbox refuses the token or is not an inbox.
+            InboxUnavailableError: If it does not answer.
+            IdSourceError: If the file cannot be read.
+        """
+        if self.config.get(INBOX_SETTING):
+            try:
+                response = self.requests_session.get(
+                    self.url_base + self.path,
+                    params={"after": 0, "limit": 1},
+                    auth=self.authenticator,
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as error:
+                raise self._unavailable(error) from None
+            check_inbox_response(response, stream=self.name)
+            for _ in inbox_events(response, stream=self.name):
+                break
+        elif file_name := self.config.get(FILE_SETTING):
+            EventFile(Path(file_name).expanduser(), {}, self.logger).check_readable()
+
+    def _unavailable(self, error: Exception) -> InboxUnavailableError:
+        msg = (
+            f"{self.name}: the webhook inbox at {self.url_base} did not answer "
+            f"({type(error).__name__}); is it running, and is {INBOX_SETTING} right?"
+        )
+        return InboxUnavailableError(msg)
+
     # Where this stream stopped.
 
     def resume_after(self) -> int:
@@ -163,11 +194,7 @@ class EventStream(RESTStream[int]):
                 yield event
                 self._mark_done(event["seq"])
         except (RetriableAPIError, requests.RequestException) as error:
-            msg = (
-                f"{self.name}: the webhook inbox at {self.url_base} did not answer "
-                f"({type(error).__name__}); is it running, and is {INBOX_SETTING} right?"
-            )
-            raise InboxUnavailableError(msg) from None
+            raise self._unavailable(error) from None
 
     def _file_events(self, path: Path) -> Iterator[dict[str, t.Any]]:
         reader = EventFile(path, self.stream_state, self.logger)

@@ -124,3 +124,17 @@ def test_debug_logs_hold_neither_the_read_token_nor_chat_text(fed_inbox, kit) ->
     texts = {m["text"] for chat in chats for m in chat.messages}
     assert texts <= {r["text"] for r in kit.parse(result.stdout).records("chat_messages")}
     assert [text for text in texts if text in result.stderr] == []
+
+
+def test_the_connection_test_checks_the_read_token_too(fed_inbox, kit) -> None:
+    inbox, sandbox = fed_inbox
+    good = kit.cli("--test", config=_inbox_config(kit, inbox, sandbox))
+    assert good.returncode == 0, kit.last_line(good.stderr)
+
+    wrong = _inbox_config(kit, inbox, sandbox, webhook_inbox_token="not-the-read-token")
+    bad = kit.cli("--test", config=wrong)
+    assert bad.returncode == 1
+    last = kit.last_line(bad.stderr)
+    assert "Connection test failed" in last
+    assert "refused webhook_inbox_token (HTTP 401)" in last
+    assert "Traceback" not in bad.stderr

@@ -351,3 +351,12 @@ def test_a_message_without_id_has_the_same_key_in_fragment_and_transcript() -> N
 
 def test_only_fragments_and_transcripts_carry_chat_messages() -> None:
     assert list(message_rows(_event([{"type": "client", "text": "Hi"}], "chatStarted"))) == []
+
+
+def test_the_connection_test_checks_that_the_events_file_can_be_read(chatra_sandbox, kit) -> None:
+    missing = kit.tmp_path / "nowhere.jsonl"
+    result = kit.cli("--test", config=kit.config(chatra_sandbox, webhook_events_file=str(missing)))
+    assert result.returncode == 1
+    assert kit.last_line(result.stderr).endswith(
+        f"webhook_events_file: cannot read {missing}: No such file or directory."
+    )
