@@ -27,6 +27,8 @@ class Sizes:
     # Seconds a plugin gets to start before a window's first request; the window is measured
     # from the first request the sandbox sees, so start-up is never counted in a rate.
     startup_margin: float = 6.0
+    inbox_senders: int = 32
+    inbox_window: float = 20.0
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -40,6 +42,8 @@ class Sizes:
             rpm=600.0,
             latency_ms=50.0,
             startup_margin=3.0,
+            inbox_senders=4,
+            inbox_window=1.0,
         )
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py              # the issue's sizes and 90 s windows (~8 min)
     .venv/bin/python bench/run.py --window 30  # shorter pacing windows (noted in RESULTS.md)
-    .venv/bin/python bench/run.py --only 1,4   # some items only
+    .venv/bin/python bench/run.py --only 1,4   # some items only (`--only inbox`: the inbox)
     .venv/bin/python bench/run.py --quick      # tiny sizes, a few seconds: the scripts still work
 
 The three paced windows (items 2, 5, 6) run at the same time, each against its own sandbox
@@ -26,8 +26,8 @@ if __package__ in {None, ""}:
     # Run as a script (`python bench/run.py`): make the `bench` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import inbox_bench, tap_bench, target_bench
 from bench import report as reporting
-from bench import tap_bench, target_bench
 from bench.context import Context, Sizes
 
 if t.TYPE_CHECKING:
@@ -43,6 +43,7 @@ WINDOWED: list[Bench] = [
 SEQUENTIAL: list[Bench] = [
     ("1,3", tap_bench.overhead_and_scaling),
     ("4", target_bench.throughput),
+    ("inbox", inbox_bench.throughput),
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -62,6 +63,11 @@ PREFACE = """## How it is measured
 - Items 2, 5 and 6 run at the same time against three sandboxes with different keys (pacing
   is shared per key, so they do not slow each other); items 1, 3 and 4 run afterwards, one
   at a time.
+- The inbox (chatra-webhooks, `--only inbox`): `chatra-webhooks serve` as its own process,
+  32 asyncio senders in the bench process POSTing unique ~400-byte bodies for 20 s, each on
+  its own keep-alive connection; then the store is read back and every event answered 200
+  must be in it. SQLite commits in WAL with synchronous=FULL (an fsync per commit; events
+  that arrive during a commit share the next one).
 - Item 6: the tap keeps up to `max_concurrency` (default 4) GETs in flight on a small thread
   pool; every attempt, retries included, first takes its slot from the shared rate limiter,
   and results are emitted in ID order, so the limit holds and the output is the same as a

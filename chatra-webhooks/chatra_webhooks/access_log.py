@@ -7,6 +7,7 @@ the app does not serve is not logged at all (a mistyped URL may still carry a to
 from __future__ import annotations
 
 import logging
+import re
 import time
 import typing as t
 
@@ -20,6 +21,16 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger("chatra_webhooks.access")
 #: Key in the request's state (`request.state.log_note`) of the handler's part of the line.
 NOTE_KEY = "log_note"
+# Like Chatra's own names (chatStarted): anything else might be text from a chat, or a
+# forged log line.
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+
+def loggable_name(event_name: str | None) -> str:
+    """An event name as it may be logged: names come from the body, so only plain ones."""
+    if event_name is None:
+        return "-"
+    return event_name if _PLAIN_NAME.fullmatch(event_name) else "<unusual>"
 
 
 def loggable_path(path: str) -> str:

@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from chatra_webhooks.access_log import NOTE_KEY
+from chatra_webhooks.access_log import NOTE_KEY, loggable_name
 from chatra_webhooks.events import BodyError, parse_body
 from chatra_webhooks.store import StoreError
 
@@ -51,7 +51,7 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         msg = f"{name} must be a whole number from {low} to {high}"
         raise ValueError(msg)
     return int(raw)
@@ -83,7 +83,7 @@ class Handlers:
     async def _read_body(self, request: Request) -> bytes:
         limit = self.settings.max_body
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise _TooLargeError
         body = bytearray()
         async with asyncio.timeout(self.settings.body_timeout):
@@ -95,7 +95,8 @@ class Handlers:
 
     async def ingest(self, request: Request) -> Response:
         """`POST /chatra/<token>`: store a webhook body, answer 200 once it is committed."""
-        if not self.settings.ingest_tokens.accepts(request.path_params["token"]):
+        token = self.settings.ingest_tokens.position(request.path_params["token"])
+        if token is None:
             return self._reject(request, "unknown_token", not_found(request))
         if request.method != "POST":
             headers = {"allow": "POST"}
@@ -117,7 +118,7 @@ class Handlers:
         except BodyError as exc:
             return self._reject(request, exc.reason, _error(400, str(exc)))
         try:
-            appended = await to_thread.run_sync(self.store.append, event)
+            appended = await asyncio.wrap_future(self.store.append_soon(event))
         except StoreError as exc:
             LOGGER.warning("An event of %d bytes was not stored: %s", len(raw), exc)
             message = "the event could not be stored; send it again"
@@ -128,8 +129,8 @@ class Handlers:
             self.metrics.count_stored(event.event_name)
         _note(
             request,
-            f"event={event.event_name or '-'} bytes={len(raw)} seq={appended.seq}"
-            + (" duplicate" if appended.duplicate else ""),
+            f"event={loggable_name(event.event_name)} bytes={len(raw)} seq={appended.seq}"
+            f" token={token}" + (" duplicate" if appended.duplicate else ""),
         )
         return JSONResponse({"seq": appended.seq, "duplicate": appended.duplicate})
 

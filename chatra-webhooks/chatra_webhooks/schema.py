@@ -11,6 +11,7 @@ reused.
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -78,11 +79,17 @@ def create_engine(url: str) -> sa.Engine:
     """
     try:
         if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(url, connect_args={"timeout": 30})
             sa.event.listen(engine, "connect", _sqlite_connect)
             sa.event.listen(engine, "begin", _sqlite_begin)
             return engine
         return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    except OSError as exc:
+        msg = f"cannot create the store's folder: {exc.strerror or exc}: {exc.filename}"
+        raise StoreError(msg) from None
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         # Not the error's text: it may quote the URL, password included.
         msg = (

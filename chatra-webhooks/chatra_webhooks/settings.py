@@ -44,14 +44,23 @@ class TokenSet:
         """The set accepting exactly these tokens."""
         return cls(tuple(_digest(token) for token in tokens))
 
-    def accepts(self, candidate: str) -> bool:
-        """Whether `candidate` is one of the tokens, in time independent of where it differs."""
+    def position(self, candidate: str) -> int | None:
+        """Which token (1, 2, …) `candidate` is, or None; in time independent of the answer.
+
+        The position is not a secret: the log shows it, so a rotation can tell when the old
+        token stopped arriving.
+        """
         wanted = _digest(candidate)
-        matched = False
+        found = None
         # No early exit: the time spent does not tell which token, if any, matched.
-        for digest in self.digests:
-            matched |= hmac.compare_digest(wanted, digest)
-        return matched
+        for number, digest in enumerate(self.digests, start=1):
+            if hmac.compare_digest(wanted, digest):
+                found = number
+        return found
+
+    def accepts(self, candidate: str) -> bool:
+        """Whether `candidate` is one of the tokens (see `position`)."""
+        return self.position(candidate) is not None
 
 
 def normalize_store_url(url: str) -> str:

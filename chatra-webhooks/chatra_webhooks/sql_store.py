@@ -6,7 +6,6 @@ import datetime as dt
 import typing as t
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from chatra_webhooks.schema import EVENTS, INBOX, WRITE_OPTIONS, create_engine, upgrade
 from chatra_webhooks.store import Appended, StoredEvent, StoreError
@@ -14,6 +13,7 @@ from chatra_webhooks.writer import BatchWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
+    from concurrent.futures import Future
 
     from chatra_webhooks.events import IncomingEvent
 
@@ -40,6 +40,18 @@ def describe(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {first_line}".rstrip(": ")
 
 
+def _row(event: IncomingEvent, seq: int, received_at: dt.datetime) -> dict[str, t.Any]:
+    return {
+        "seq": seq,
+        "received_at": received_at,
+        "event_name": event.event_name,
+        "client_id": event.client_id,
+        "chat_id": event.chat_id,
+        "body": event.body,
+        "body_sha256": event.body_sha256,
+    }
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     # SQLite hands back the naive UTC time that was written; PostgreSQL an aware one.
     if value.tzinfo is None:
@@ -59,9 +71,6 @@ class SqlEventStore:
 
     def __init__(self, url: str) -> None:
         self._engine = create_engine(url)
-        self._insert = (
-            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        )
         try:
             upgrade(self._engine)
         except sa.exc.SQLAlchemyError as exc:
@@ -83,59 +92,57 @@ class SqlEventStore:
         Raises:
             StoreError: If the store did not commit it.
         """
+        return self.append_soon(event).result()
+
+    def append_soon(self, event: IncomingEvent) -> Future[Appended]:
+        """Queue `event` for the next commit; the future resolves once it is committed.
+
+        Raises:
+            StoreError: If the store is closed (the future raises it when the commit fails).
+        """
+        return self._writer.submit(event)
+
+    def _write_batch(self, events: list[IncomingEvent]) -> list[Appended]:
         try:
-            return self._writer.submit(event)
+            return self._commit_batch(events)
         except sa.exc.SQLAlchemyError as exc:
             msg = f"the store did not commit the event: {describe(exc)}"
             raise StoreError(msg) from None
 
-    def _write_batch(self, events: list[IncomingEvent]) -> list[Appended]:
+    def _commit_batch(self, events: list[IncomingEvent]) -> list[Appended]:
         received_at = dt.datetime.now(dt.UTC)
-        results: list[Appended] = []
-        by_hash: dict[str, int] = {}
+        hashes = {event.body_sha256 for event in events}
         with self._engine.connect().execution_options(**WRITE_OPTIONS) as conn, conn.begin():
-            # Locks the counter row until commit: the next writer numbers after this one.
+            # Locks the counter row until commit: the next writer numbers after this one, and
+            # no other writer can store one of these bodies meanwhile.
             last_seq: int = conn.execute(
                 sa.update(INBOX)
                 .where(INBOX.c.id == 1)
                 .values(last_seq=INBOX.c.last_seq)
                 .returning(INBOX.c.last_seq)
             ).scalar_one()
+            known: dict[str, int] = {
+                row.body_sha256: row.seq
+                for row in conn.execute(
+                    sa.select(EVENTS.c.seq, EVENTS.c.body_sha256).where(
+                        EVENTS.c.body_sha256.in_(hashes)
+                    )
+                )
+            }
+            results: list[Appended] = []
+            rows: list[dict[str, t.Any]] = []
             for event in events:
-                if event.body_sha256 in by_hash:
-                    results.append(Appended(by_hash[event.body_sha256], duplicate=True))
+                if event.body_sha256 in known:
+                    results.append(Appended(known[event.body_sha256], duplicate=True))
                     continue
-                appended = self._insert_one(conn, event, last_seq + 1, received_at)
-                if not appended.duplicate:
-                    last_seq = appended.seq
-                by_hash[event.body_sha256] = appended.seq
-                results.append(appended)
-            conn.execute(sa.update(INBOX).where(INBOX.c.id == 1).values(last_seq=last_seq))
+                last_seq += 1
+                known[event.body_sha256] = last_seq
+                results.append(Appended(last_seq, duplicate=False))
+                rows.append(_row(event, last_seq, received_at))
+            if rows:
+                conn.execute(sa.insert(EVENTS), rows)
+                conn.execute(sa.update(INBOX).where(INBOX.c.id == 1).values(last_seq=last_seq))
         return results
-
-    def _insert_one(
-        self, conn: sa.Connection, event: IncomingEvent, seq: int, received_at: dt.datetime
-    ) -> Appended:
-        inserted = conn.execute(
-            self._insert(EVENTS)
-            .values(
-                seq=seq,
-                received_at=received_at,
-                event_name=event.event_name,
-                client_id=event.client_id,
-                chat_id=event.chat_id,
-                body=event.body,
-                body_sha256=event.body_sha256,
-            )
-            .on_conflict_do_nothing(index_elements=[EVENTS.c.body_sha256])
-            .returning(EVENTS.c.seq)
-        ).scalar_one_or_none()
-        if inserted is not None:
-            return Appended(seq, duplicate=False)
-        existing = conn.execute(
-            sa.select(EVENTS.c.seq).where(EVENTS.c.body_sha256 == event.body_sha256)
-        ).scalar_one()
-        return Appended(existing, duplicate=True)
 
     def read(self, after: int, limit: int) -> list[StoredEvent]:
         """Up to `limit` events after `after` (fewer past `PAGE_BYTES` of bodies).

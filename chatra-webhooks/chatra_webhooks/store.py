@@ -13,6 +13,7 @@ from dataclasses import dataclass
 if t.TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Iterator
+    from concurrent.futures import Future
 
     from chatra_webhooks.events import IncomingEvent
 
@@ -57,6 +58,12 @@ class EventStore(t.Protocol):
 
     def append(self, event: IncomingEvent) -> Appended:
         """Store `event` durably (committed) unless a body with its hash is stored already."""
+
+    def append_soon(self, event: IncomingEvent) -> Future[Appended]:
+        """Like `append`, without waiting: the future resolves once the event is committed.
+
+        The app awaits it (`asyncio.wrap_future`) instead of parking a thread per request.
+        """
 
     def read(self, after: int, limit: int) -> list[StoredEvent]:
         """Up to `limit` events with `seq > after`, in `seq` order, never skipping one."""

@@ -42,12 +42,11 @@ class BatchWriter(t.Generic[Item, Result]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, item: Item) -> Result:
-        """Queue `item` and wait until its batch is written.
+    def submit(self, item: Item) -> Future[Result]:
+        """Queue `item`; the future holds its result, or what `write` raised for its batch.
 
         Raises:
             StoreError: If the writer is closed.
-            Exception: Whatever `write` raised for the item's batch.
         """
         future: Future[Result] = Future()
         with self._lock:
@@ -55,23 +54,26 @@ class BatchWriter(t.Generic[Item, Result]):
                 msg = "the store is closed"
                 raise StoreError(msg)
             self._queue.put((item, future))
-        return future.result()
+        return future
 
     def _next_batch(self) -> tuple[list[tuple[Item, Future[Result]]], bool]:
-        """The items queued now (waiting for the first), and whether close() was called."""
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        batch = [first]
-        while len(batch) < self._max_batch:
+        """The items queued now (waiting for the first), and whether close() was called.
+
+        An item whose future was cancelled (its request went away) is dropped; the others'
+        futures are marked running, so a cancel from now on cannot break `set_result`.
+        """
+        batch: list[tuple[Item, Future[Result]]] = []
+        queued = self._queue.get()
+        while queued is not None:
+            if queued[1].set_running_or_notify_cancel():
+                batch.append(queued)
+            if len(batch) >= self._max_batch:
+                return batch, False
             try:
                 queued = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if queued is None:
-                return batch, True
-            batch.append(queued)
-        return batch, False
+                return batch, False
+        return batch, True
 
     def _run(self) -> None:
         closing = False

@@ -86,6 +86,12 @@ def inbox_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+@pytest.fixture
+def inbox_environment() -> dict[str, str]:
+    """The environment `inbox_factory` and `run_cli` give the inbox (the tests' tokens)."""
+    return inbox_env()
+
+
 @dataclass
 class InboxProcess:
     """A `chatra-webhooks serve --port 0` process and what it printed."""
@@ -114,7 +120,8 @@ class InboxProcess:
     def start(self) -> InboxProcess:
         """Start the server and wait for its `listening on` line."""
         command = [str(BIN / "chatra-webhooks"), "serve", "--port", "0"]
-        command += ["--store", self.store_url, *self.args]
+        command += ["--store", self.store_url] if self.store_url else []
+        command += self.args
         with self.stderr_path.open("a", encoding="utf-8") as stderr:
             self.process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=self.env

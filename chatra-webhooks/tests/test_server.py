@@ -15,8 +15,13 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
+import sqlalchemy as sa
+
+from chatra_webhooks.settings import normalize_store_url
 
 if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .conftest import InboxProcess
 
 TIMEOUT = 10
@@ -59,6 +64,15 @@ def stored_with(inbox: InboxProcess, marker: str) -> list[dict[str, t.Any]]:
     return [e for e in all_events(inbox) if e["client_id"] == f"client-{marker}"]
 
 
+def wait_for_log(inbox: InboxProcess, text: str) -> bool:
+    deadline = time.monotonic() + TIMEOUT
+    while text not in inbox.log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def metric(inbox: InboxProcess, line_start: str) -> float:
     text = requests.get(f"{inbox.url}/metrics", timeout=TIMEOUT).text
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start)]
@@ -85,6 +99,8 @@ def test_rotated_tokens_are_both_accepted(inbox: InboxProcess) -> None:
     assert post(inbox, json.dumps(event(markers[0])), inbox.ingest_token).status_code == 200
     assert post(inbox, json.dumps(event(markers[1])), inbox.rotated_token).status_code == 200
     assert all(len(stored_with(inbox, marker)) == 1 for marker in markers)
+    # The log tells which token came (its position, never the token), to follow a rotation.
+    assert wait_for_log(inbox, " token=2")
 
 
 @pytest.mark.parametrize("method", ["POST", "GET", "PUT"])
@@ -243,7 +259,8 @@ def test_read_api_needs_the_read_token(inbox: InboxProcess, authorization: str) 
 
 
 @pytest.mark.parametrize(
-    "query", ["after=-1", "after=x", "limit=0", "limit=1001", "limit=1.5", "after=1e3"]
+    "query",
+    ["after=-1", "after=x", "limit=0", "limit=1001", "limit=1.5", "after=1e3", "after=%C2%B2"],
 )
 def test_read_api_refuses_bad_paging(inbox: InboxProcess, query: str) -> None:
     answer = requests.get(f"{inbox.url}/events?{query}", headers=inbox.auth, timeout=TIMEOUT)
@@ -266,6 +283,7 @@ def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProce
     marker = uuid.uuid4().hex
     post(inbox, json.dumps(event(marker)))
     post(inbox, b"garbage " + marker.encode())
+    post(inbox, json.dumps(event(uuid.uuid4().hex, name=f"Hello\n{marker} 200 OK")))
     requests.post(f"{inbox.url}/chatra-typo/{inbox.ingest_token}", data=marker, timeout=TIMEOUT)
     read_events(inbox, headers=inbox.auth)
 
@@ -274,5 +292,34 @@ def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProce
         assert secret not in log
     ingest_lines = [line for line in log.splitlines() if "POST /chatra/<token> 200" in line]
     assert any("event=chatFragment" in line and "bytes=" in line for line in ingest_lines)
+    assert any(line.endswith(" token=1") for line in ingest_lines)
+    assert any("event=<unusual>" in line for line in ingest_lines)
     assert "POST <other path> 404" in log
+    assert "Traceback" not in log
+
+
+def test_a_failing_store_answers_503_stores_nothing_and_logs_no_body(
+    store_url: str, inbox_factory: Callable[..., InboxProcess]
+) -> None:
+    inbox = inbox_factory(store_url)
+    engine = sa.create_engine(normalize_store_url(store_url))
+    marker = uuid.uuid4().hex
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE chatra_webhooks_events RENAME TO moved_away")
+        failed = post(inbox, json.dumps(event(marker)))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE moved_away RENAME TO chatra_webhooks_events")
+    finally:
+        engine.dispose()
+
+    assert failed.status_code == 503
+    assert "send it again" in failed.json()["error"]
+    assert stored_with(inbox, marker) == []
+    # The same delivery, retried once the store is back, is stored.
+    assert post(inbox, json.dumps(event(marker))).status_code == 200
+    assert len(stored_with(inbox, marker)) == 1
+    log = inbox.log()
+    assert "the store did not commit the event" in log
+    assert marker not in log
     assert "Traceback" not in log

@@ -28,7 +28,8 @@ def test_quick_benchmark_run_writes_every_figure(
     assert code == 0, capsys.readouterr().err[-3000:]
     text = results.read_text(encoding="utf-8")
     for item in ("1 tap overhead", "2 tap pacing", "3 state scaling", "4 target throughput",
-                 "5 target pacing", "6 latency tolerance"):  # fmt: skip
+                 "5 target pacing", "6 latency tolerance", "inbox sqlite",
+                 "inbox postgresql"):  # fmt: skip
         assert f"| {item}" in text, f"item {item!r} missing from RESULTS.md"
     assert "errors" not in text
     assert "- cores (nproc):" in text
