@@ -21,6 +21,7 @@ class Sizes:
     scaling_small: int = 10_000
     scaling_large: int = 100_000
     target_rows: int = 5_000
+    page_rows: int = 10_000
     window: float = 90.0
     rpm: float = 600.0
     latency_ms: float = 200.0
@@ -38,6 +39,7 @@ class Sizes:
             scaling_small=100,
             scaling_large=400,
             target_rows=100,
+            page_rows=200,
             window=2.0,
             rpm=600.0,
             latency_ms=50.0,

@@ -70,6 +70,13 @@ def _postgres_store(ctx: Context) -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process, from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:  # noqa: PTH123
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stored_client_ids(store_url: str) -> set[str | None]:
     store = SqlEventStore(normalize_store_url(store_url))
     try:
@@ -99,7 +106,9 @@ def _measure(ctx: Context, engine: str, store_url: str) -> None:
             raise RuntimeError(msg)
         ingest_url = f"{first.removeprefix('listening on ').strip()}/chatra/{INGEST_TOKEN}"
         senders, window = ctx.sizes.inbox_senders, ctx.sizes.inbox_window
+        cpu_before = _cpu_seconds(server.pid)
         result = run_load(lambda: ingest_url, senders=senders, seconds=window, prefix="b")
+        server_cpu = _cpu_seconds(server.pid) - cpu_before
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(STOP_TIMEOUT)
@@ -128,6 +137,13 @@ def _measure(ctx: Context, engine: str, store_url: str) -> None:
             digits=1,
         ),
         Figure(item, "events answered 200 but not stored (lost)", lost, "", "==", 0, digits=0),
+        Figure(
+            item,
+            "server CPU time per event",
+            server_cpu * 1000 / max(1, len(result.accepted)),
+            "ms",
+            digits=2,
+        ),
     )
     ctx.report.detail(
         item,

@@ -81,11 +81,6 @@ class SqlEventStore:
             self._write_batch, max_batch=MAX_BATCH, name="chatra-webhooks-writer"
         )
 
-    @property
-    def dialect(self) -> str:
-        """`sqlite` or `postgresql`."""
-        return self._engine.dialect.name
-
     def append(self, event: IncomingEvent) -> Appended:
         """Store `event` and return once it is committed.
 

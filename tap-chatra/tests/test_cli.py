@@ -42,6 +42,7 @@ def test_about_json_documents_every_setting_and_marks_secrets(kit) -> None:
         "api_key_pair",
         "private_key",
         "webhook_inbox_token",
+        "rate_limit_store",  # a postgresql:// URL may hold a password
     }
     assert properties["fetch_message_clients"]["default"] is True
     assert properties["state_flush_seconds"]["default"] == 10

@@ -63,6 +63,7 @@ def test_tap_about_json_marks_secrets(meltano: MeltanoProject) -> None:
         "api_key_pair",
         "private_key",
         "webhook_inbox_token",
+        "rate_limit_store",  # a postgresql:// URL may hold a password
     }
     for name in (
         "message_ids_file",
