@@ -109,6 +109,8 @@ async def _handle_api(
                 "response_dropped": dropped,
             }
         )
+        if state.on_message_created is not None:
+            state.on_message_created(result.created)
         if dropped:
             return _log(state, entry, DropConnection(), fault="post_reset_after_commit")
     return _log(state, entry, JSONResponse(result.body, status_code=result.status))

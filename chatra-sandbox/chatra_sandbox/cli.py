@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--ids-dir", help="write messages.txt, pushed_messages.txt, clients.txt here")
     add("--log-file", help="append every API request to this file as JSON lines")
+    hooks = parser.add_argument_group("webhooks")
+    hadd = hooks.add_argument
+    hadd("--webhook-url", help="POST webhooks here (simulated chats, messages sent via the API)")
+    hadd("--simulate-chats", type=int, default=0, metavar="N", help="run N simulated chats")
+    hadd("--webhook-pause", type=float, default=0, help="seconds between two webhooks")
     faults = parser.add_argument_group("fault injection")
     fadd = faults.add_argument
     fadd("--latency-ms", type=float, default=0, help="latency added to every API request")
@@ -91,6 +96,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "secret_key": args.secret_key,
         "port": args.port,
         "log_file": args.log_file,
+        "webhook_url": args.webhook_url,
+        "webhook_pause": args.webhook_pause,
         "requests_per_minute": args.requests_per_minute,
         "rate_limit_mode": args.rate_limit_mode.replace("-", "_"),
         "rate_limit_window": args.rate_limit_window,
@@ -108,6 +115,19 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _simulate(server: SandboxServer, count: int) -> None:
+    conversations = server.simulate_chats(count)
+    deliveries = server.webhook_deliveries()
+    failed = sum(not delivery.ok for delivery in deliveries)
+    messages = sum(len(conversation.messages) for conversation in conversations)
+    print(
+        f"chatra-sandbox simulated {len(conversations)} chats ({messages} messages): "
+        f"{len(deliveries) - failed} webhooks delivered, {failed} failed",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until interrupted.
 
@@ -116,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.simulate_chats and not args.webhook_url:
+        parser.error("--simulate-chats needs --webhook-url")
     try:
         server = SandboxServer(**_options(args))
     except (TypeError, ValueError) as exc:
@@ -140,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         print(f"chatra-sandbox listening on {server.url}", flush=True)
+        if args.simulate_chats:
+            threading.Thread(
+                target=_simulate, args=(server, args.simulate_chats), daemon=True
+            ).start()
         # A timed wait keeps the main thread responsive to signals.
         while not stop.wait(0.5):
             pass

@@ -1,4 +1,5 @@
-"""Every ID source: config lists, .txt/.csv/.jsonl files, webhook events; bad input reported."""
+"""Every ID list: config lists, .txt/.csv/.jsonl files; bad input reported (webhook events:
+test_webhook_streams.py)."""
 
 from __future__ import annotations
 
@@ -86,38 +87,7 @@ def test_config_lists_report_blank_items_with_their_position(caplog) -> None:
     ]
 
 
-def test_webhook_events_contribute_client_and_message_ids(kit, caplog) -> None:
-    events = [
-        {
-            "eventName": "chatStarted",
-            "client": {"id": "client-1", "chatId": "c1", "info": {"shop": "x"}},
-            "messages": [{"type": "client", "text": "Hi!"}],
-        },
-        {
-            "eventName": "chatFragment",
-            "client": {"id": "client-2"},
-            "messages": [
-                {"id": "MSG1", "type": "client", "message": "Hello"},
-                {"id": "PUSH1", "type": "agent", "text": "Offer", "isPushed": True},
-            ],
-            "agents": [{"id": "agent-1"}],
-        },
-        {"eventName": "chatTranscript", "client": {"id": "client-1"}, "messages": []},
-        {"eventName": "chatFragment", "client": {"id": "  "}},
-    ]
-    lines = [json.dumps(event) for event in events]
-    path = kit.write("events.jsonl", [*lines[:2], "garbage", *lines[2:]])
-    lists = collect_ids({"webhook_events_file": str(path), "client_ids": ["client-0"]}, LOGGER)
-    assert lists.for_stream("clients") == ["client-0", "client-1", "client-2"]
-    assert lists.for_stream("messages") == ["MSG1"]
-    assert lists.for_stream("pushed_messages") == ["PUSH1"]
-    assert _warnings(caplog) == [
-        f"webhook_events_file {path}, line 3: not valid JSON; skipped.",
-        f"webhook_events_file {path}, line 5: client.id: ID is only whitespace; skipped.",
-    ]
-
-
-@pytest.mark.parametrize("setting", ["message_ids_file", "client_ids_file", "webhook_events_file"])
+@pytest.mark.parametrize("setting", ["message_ids_file", "client_ids_file"])
 def test_missing_file_is_one_clear_error(kit, setting) -> None:
     missing = kit.tmp_path / "nowhere.txt"
     with pytest.raises(IdSourceError) as raised:
@@ -153,23 +123,6 @@ def test_each_file_format_drives_a_sync(chatra_sandbox, kit, suffix) -> None:
     output = kit.run(config)
     assert output.ids("messages") == wanted
     assert sorted(kit.gets(chatra_sandbox)) == sorted(wanted)
-
-
-def test_webhook_file_drives_a_sync_with_message_clients_deduplicated(chatra_sandbox, kit) -> None:
-    message_ids = chatra_sandbox.ids("messages")[:6]
-    clients_of_messages = [chatra_sandbox.store.messages[m]["clientId"] for m in message_ids]
-    events = [
-        {"eventName": "chatFragment", "client": {"id": client}, "messages": [{"id": message}]}
-        for message, client in zip(message_ids, clients_of_messages, strict=True)
-    ]
-    path = kit.write("events.jsonl", [json.dumps(event) for event in events])
-    output = kit.run(kit.config(chatra_sandbox, webhook_events_file=str(path)))
-
-    assert output.ids("messages") == message_ids
-    unique_clients = list(dict.fromkeys(clients_of_messages))
-    assert output.ids("clients") == unique_clients
-    # Each client once, although webhooks and messages both named it.
-    assert sorted(kit.gets(chatra_sandbox, "clients")) == sorted(unique_clients)
 
 
 def test_all_sources_are_combined(chatra_sandbox, kit) -> None:
