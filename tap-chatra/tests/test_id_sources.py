@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from tap_chatra.event_files import EventFile
 from tap_chatra.id_sources import IdSourceError, collect_ids
 
 LOGGER = logging.getLogger("tap-chatra.test")
@@ -154,25 +155,22 @@ def test_jsonl_lines_split_on_newline_only(kit, caplog, separator) -> None:
         json.dumps({"client": {"id": "C2"}}),
     ]
     webhook = kit.write("events.jsonl", events)
+    read = list(EventFile(webhook, {}, LOGGER).events("webhook_events"))
+    assert [event.payload["client"]["id"] for event in read] == ["C1", "C2"]
+    assert read[0].payload["messages"][0]["text"] == f"a{separator}b"
     ids = kit.write("ids.jsonl", [json.dumps({"id": f"X{separator}Y"}, ensure_ascii=False)])
-    lists = collect_ids({"webhook_events_file": str(webhook), "message_ids_file": str(ids)}, LOGGER)
-    assert lists.for_stream("clients") == ["C1", "C2"]
-    assert lists.for_stream("messages") == [f"X{separator}Y", "M1"]
+    lists = collect_ids({"message_ids_file": str(ids)}, LOGGER)
+    assert lists.for_stream("messages") == [f"X{separator}Y"]
     assert _warnings(caplog) == []
 
 
 def test_lone_surrogate_ids_are_reported_with_their_line_and_skipped(kit, caplog) -> None:
     rows = [json.dumps({"id": "c\udc00x"}), json.dumps({"id": "OK1"})]
     path = kit.write("ids.jsonl", rows)
-    events = kit.write("events.jsonl", [json.dumps({"client": {"id": "\ud800"}})])
-    config = {
-        "client_ids_file": str(path),
-        "webhook_events_file": str(events),
-        "message_ids": ["M\udfff"],
-    }
+    config = {"client_ids_file": str(path), "message_ids": ["M\udfff"]}
     lists = collect_ids(config, LOGGER)
     assert lists.for_stream("clients") == ["OK1"]
     assert lists.for_stream("messages") == []
     warnings = _warnings(caplog)
-    assert len(warnings) == 3
+    assert len(warnings) == 2
     assert all("lone surrogate" in w and w.endswith("; skipped.") for w in warnings)
