@@ -97,7 +97,9 @@ def connection_properties() -> th.PropertiesList:
             title="Maximum retries",
             description=(
                 "How many times one request is retried after a 429, a 5xx, a timeout or a "
-                "dropped connection, with exponential backoff, before the run fails."
+                "dropped connection, with exponential backoff, before the run fails. A POST "
+                "(a message send) is retried only after a 429 or a connection that never "
+                "opened, since any other failure may come after Chatra stored it."
             ),
         ),
     )

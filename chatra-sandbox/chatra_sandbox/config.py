@@ -13,6 +13,7 @@ _RATES = (
     "html_error_share",
     "reset_rate",
     "post_reset_after_commit_rate",
+    "post_error_after_commit_rate",
 )
 _NON_NEGATIVE = ("requests_per_minute", "latency_ms", "latency_spike_ms")
 # 429 is left to burst_429 and the rate limit: it asks for a retry, not a rejection.
@@ -71,6 +72,9 @@ class SandboxConfig:
         reset_rate: Share of API requests whose connection is dropped without an answer.
         post_reset_after_commit_rate: Share of accepted POSTs that are committed (and logged as
             sent) but whose connection is then dropped before the answer.
+        post_error_after_commit_rate: Share of accepted POSTs that are committed (and logged as
+            sent) but answered with a 502 or 504 (HTML per ``html_error_share``), as a gateway
+            does when the answer from upstream is lost.
         fail_ids: The first ``n`` requests for each record ID are answered with 503.
         reject_clients: POSTs of a message to these client IDs are answered with the mapped
             4xx status (not 429) and not committed.
@@ -87,6 +91,7 @@ class SandboxConfig:
     retry_after: bool = True
     reset_rate: float = 0
     post_reset_after_commit_rate: float = 0
+    post_error_after_commit_rate: float = 0
     fail_ids: Mapping[str, int] = field(default_factory=dict)
     reject_clients: Mapping[str, int] = field(default_factory=dict)
     fault_seed: int = 0

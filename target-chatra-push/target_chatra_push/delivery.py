@@ -4,15 +4,16 @@ A row is its own unit of work. For a row to send: claim the key in the ledger (`
 committed), POST through chatra_client, then record ``sent`` with Chatra's ID (committed).
 What each error from chatra_client means here:
 
-- OutcomeUnknownError (the POST went out, the answer was lost): ``unknown``, counted
-  unconfirmed, never sent again unless `resend_unconfirmed`. After
+- OutcomeUnknownError (the POST went out and no success came back: a 5xx, which a gateway
+  may give after Chatra stored the message, a read timeout or a dropped connection):
+  ``unknown``, counted unconfirmed, never sent again unless `resend_unconfirmed`. After
   `max_unconfirmed_in_a_row` of them with no confirmed answer between, the run stops, so a
   network fault leaves a few rows to check by hand rather than every row.
 - NotFoundError / RejectedError (400/404/422, e.g. an unknown client): ``failed`` as rejected,
   dead-lettered; tried again on a later run when `retry_failed` is on.
 - AuthenticationError (401/403): ``failed`` as not sent, and the run stops at once.
-- RetriesExhaustedError: chatra_client retries 429/5xx and connection failures that happened
-  before the request went out; only those end here, so the POST surely had no effect. The key
+- RetriesExhaustedError: chatra_client retries a POST only on a 429 or a connection that
+  failed before the request went out; only those end here, so the POST surely had no effect. The key
   is ``failed`` as not sent (always tried again on the next run, whatever `retry_failed`
   says) and the run stops: Chatra has refused a whole retry budget, so carrying on would only
   spend the same budget on every remaining row. No STATE is passed on after that row, so the
@@ -270,10 +271,11 @@ class Delivery:
         except OutcomeUnknownError as exc:
             ledger.mark_unknown(stream, key, str(exc))
             self._logger.warning(
-                "Stream %s key %s: unconfirmed, the answer to the POST was lost; it will not be "
-                "sent again unless resend_unconfirmed is set.",
+                "Stream %s key %s: unconfirmed, the POST went out but no success came back "
+                "(%s); it will not be sent again unless resend_unconfirmed is set.",
                 stream,
                 key,
+                f"HTTP {exc.status}" if exc.status else "no answer",
             )
             self._count(stream, Outcome.UNCONFIRMED, key)
             self._unconfirmed_in_a_row += 1

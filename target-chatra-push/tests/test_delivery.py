@@ -397,6 +397,35 @@ def test_lost_answer_is_unconfirmed_and_never_resent(sandbox_with, kit):
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("html", [False, True])
+def test_a_5xx_after_chatra_stored_the_post_is_never_retried(sandbox_with, kit, html):
+    # A gateway answering 502/504 after its upstream committed the POST.
+    sandbox = sandbox_with(post_error_after_commit_rate=1.0, html_error_share=float(html))
+    config = kit.config(sandbox, max_retries=3, max_unconfirmed_in_a_row=0)
+    first = kit.run(config, "orders.singer")
+
+    posts = [r for r in sandbox.request_log() if r["method"] == "POST"]
+    assert [r["fault"] for r in posts] == ["post_error_after_commit"] * 5  # one POST per row
+    assert len(sandbox.sends()) == 5
+    assert first.count("unconfirmed") == 5
+    assert first.count("sent") == 0
+    assert {e.status for e in kit.ledger().values()} == {Status.UNKNOWN}
+
+    sandbox.configure(post_error_after_commit_rate=0.0)
+    second = kit.run(config, "orders.singer")
+
+    assert second.count("unconfirmed") == 5
+    assert len(sandbox.sends()) == 5  # nothing went out again on the next run
+
+
+def test_5xx_answers_after_commit_count_toward_the_stop(sandbox_with, kit):
+    sandbox = sandbox_with(post_error_after_commit_rate=1.0)
+    run = kit.run(kit.config(sandbox, max_unconfirmed_in_a_row=2), "orders.singer", stops=True)
+
+    assert "answers to the last 2 POSTs were lost" in run.stopped
+    assert len(sandbox.sends()) == 2
+
+
 def test_resend_unconfirmed_sends_them_again(sandbox_with, kit):
     sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
     kit.run(kit.config(sandbox, max_unconfirmed_in_a_row=0), "orders.singer")
