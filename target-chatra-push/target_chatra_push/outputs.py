@@ -12,7 +12,7 @@ import json
 import os
 import typing as t
 
-from target_chatra_push.rendering import json_default
+from target_chatra_push.values import json_default
 
 if t.TYPE_CHECKING:
     from pathlib import Path
