@@ -26,7 +26,7 @@ import hashlib
 import re
 import typing as t
 
-from target_chatra_push.values import InvalidRowError, canonical_json
+from target_chatra_push.values import InvalidRowError, canonical_json, printable
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -111,9 +111,10 @@ def legacy_key(
 def key_hint(properties: Sequence[str], record: Mapping[str, t.Any]) -> str | None:
     """The key of a row that could not become a message, when it can be told."""
     try:
-        return dedupe_key(properties, record, "", "") if properties else None
+        key = dedupe_key(properties, record, "", "") if properties else None
     except InvalidRowError:
         return None
+    return printable(key) if key is not None else None
 
 
 def describe_properties(properties: Sequence[str]) -> str:

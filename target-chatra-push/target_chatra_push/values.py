@@ -10,9 +10,16 @@ class InvalidRowError(Exception):
     """A row that must never be sent; `reason` says why (it may quote the row's values)."""
 
     def __init__(self, code: str, reason: str) -> None:
+        # A reason may quote a value that is not valid Unicode; it is logged and written.
+        reason = printable(reason)
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+def printable(text: str) -> str:
+    """`text` with anything UTF-8 cannot encode (lone surrogates) as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_default(value: object) -> object:
