@@ -1,0 +1,81 @@
+"""`chatra-push-ledger`: settle unconfirmed keys by hand, then the target acts on it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from target_chatra_push.ledger import Status
+
+CLI = str(Path(sys.executable).parent / "chatra-push-ledger")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def unconfirmed(sandbox_with, kit):
+    """Five orders whose answers were lost: all unconfirmed; the sandbox answers again."""
+    sandbox = sandbox_with(post_reset_after_commit_rate=1.0)
+    config = kit.config(sandbox, max_unconfirmed_in_a_row=0)
+    kit.run(config, "orders.singer")
+    sandbox.configure(post_reset_after_commit_rate=0.0)
+    config_file = kit.root / "target.json"
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    return sandbox, config, str(config_file)
+
+
+def test_list_shows_the_unconfirmed_keys(unconfirmed):
+    _, _, config_file = unconfirmed
+    listed = _cli("--config", config_file, "list")
+
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [(stream, key, status) for stream, key, status, *_ in rows] == [
+        ("orders", f"[{n}]", "unknown") for n in range(100, 105)
+    ]
+    assert _cli("--config", config_file, "list", "--status", "sent").stdout == ""
+
+
+def test_settled_as_sent_is_never_sent_and_as_not_sent_goes_out(unconfirmed, kit):
+    sandbox, config, config_file = unconfirmed
+    assert _cli("--config", config_file, "settle", "[100]", "--as", "sent").returncode == 0
+    done = _cli("--ledger-path", str(kit.ledger_path), "settle", "[101]", "--as", "not-sent")
+
+    assert done.returncode == 0, done.stderr
+    assert "goes out when next seen" in done.stdout
+    run = kit.run(config, "orders.singer")
+
+    assert (run.count("duplicate"), run.count("sent"), run.count("unconfirmed")) == (1, 1, 3)
+    assert len(sandbox.sends()) == 6
+    ledger = kit.ledger()
+    assert (ledger["[100]"].status, ledger["[101]"].status) == (Status.SENT, Status.SENT)
+    assert [e["key"] for e in kit.report()["unconfirmed_in_ledger"]] == ["[102]", "[103]", "[104]"]
+
+
+def test_settling_a_key_that_is_not_unconfirmed_changes_nothing(unconfirmed, kit):
+    _, _, config_file = unconfirmed
+    _cli("--config", config_file, "settle", "[100]", "--as", "sent")
+    again = _cli("--config", config_file, "settle", "[100]", "--as", "not-sent")
+    missing = _cli("--config", config_file, "settle", "[999]", "--as", "sent")
+
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        "chatra-push-ledger: Key [100] of stream orders is sent, not unconfirmed; unchanged."
+    ]
+    assert missing.returncode == 1
+    assert "No key [999]" in missing.stderr
+    assert kit.ledger()["[100]"].status is Status.SENT
+
+
+def test_no_ledger_is_one_line(tmp_path):
+    result = _cli("--ledger-path", str(tmp_path / "none.sqlite"), "list")
+
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "There is no ledger at" in result.stderr
