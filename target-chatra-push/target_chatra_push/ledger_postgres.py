@@ -5,6 +5,8 @@ is committed before it returns (PostgreSQL's commit is durable), the claim of a 
 transaction that a second claimer cannot pass, the ledger records its account and the
 properties that key each stream, and a run holds it exclusively: a session-level advisory
 lock, which PostgreSQL releases when the run's connection ends, a killed run's included.
+The tables live in the connection's current schema (set one with
+`?options=-csearch_path%3Dname` in the URL); each schema holds one ledger.
 
 It is written with SQLAlchemy Core and psycopg 3. The SQLite ledger keeps its own code on
 Python's sqlite3: through SQLAlchemy, a send's two commits cost several times more, which
@@ -14,7 +16,6 @@ the target's throughput budget (bench item 4) cannot carry.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 import typing as t
@@ -40,8 +41,11 @@ if t.TYPE_CHECKING:
 
 _MAX_ERROR_LENGTH = 1000
 _LOCK_POLL_SECONDS = 0.2
-# One ledger per database (its default schema): the run lock is one advisory lock key.
-_LOCK_KEY = int.from_bytes(hashlib.sha256(b"target-chatra-push ledger").digest()[:8], "big") >> 1
+# One ledger per schema: the run lock is an advisory lock on a hash of the schema's name.
+_TRY_LOCK = sa.text(
+    "SELECT pg_try_advisory_lock(hashtextextended('target-chatra-push ledger in ' "
+    "|| current_schema(), 0))"
+)
 
 _metadata = sa.MetaData()
 deliveries = sa.Table(
@@ -184,8 +188,7 @@ class PostgresLedger:
 
     def _lock(self, wait: float) -> None:
         deadline = time.monotonic() + wait
-        query = sa.text("SELECT pg_try_advisory_lock(:key)")
-        while not self._db.execute(query, {"key": _LOCK_KEY}).scalar():
+        while not self._db.execute(_TRY_LOCK).scalar():
             self._db.commit()
             if time.monotonic() >= deadline:
                 msg = (
@@ -332,8 +335,9 @@ class PostgresLedger:
                     insert(deliveries)
                     .values(stream=stream, dedupe_key=key, attempts=1, created_at=stamp, **values)
                     .on_conflict_do_nothing()
-                )
-                if inserted.rowcount == 1:
+                    .returning(deliveries.c.dedupe_key)
+                ).first()
+                if inserted is not None:
                     break
                 self._db.rollback()  # another run inserted it first: decide again
         except BaseException:

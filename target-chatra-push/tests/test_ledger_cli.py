@@ -5,17 +5,39 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import typing as t
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from target_chatra_push.ledger import Status
+from target_chatra_push.ledger_cli import main
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
 
 CLI = str(Path(sys.executable).parent / "chatra-push-ledger")
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the command in this process (the console script is tested once, below)."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main(args)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
 
 
 @pytest.fixture
@@ -30,22 +52,22 @@ def unconfirmed(sandbox_with, kit):
     return sandbox, config, str(config_file)
 
 
-def test_list_shows_the_unconfirmed_keys(unconfirmed):
+def test_list_shows_the_unconfirmed_keys(unconfirmed, cli):
     _, _, config_file = unconfirmed
-    listed = _cli("--config", config_file, "list")
+    listed = cli("--config", config_file, "list")
 
     assert listed.returncode == 0, listed.stderr
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
     assert [(stream, key, status) for stream, key, status, *_ in rows] == [
         ("orders", f"[{n}]", "unknown") for n in range(100, 105)
     ]
-    assert _cli("--config", config_file, "list", "--status", "sent").stdout == ""
+    assert cli("--config", config_file, "list", "--status", "sent").stdout == ""
 
 
-def test_settled_as_sent_is_never_sent_and_as_not_sent_goes_out(unconfirmed, kit):
+def test_settled_as_sent_is_never_sent_and_as_not_sent_goes_out(unconfirmed, kit, cli):
     sandbox, config, config_file = unconfirmed
-    assert _cli("--config", config_file, "settle", "[100]", "--as", "sent").returncode == 0
-    done = _cli("--ledger-path", str(kit.ledger_path), "settle", "[101]", "--as", "not-sent")
+    assert cli("--config", config_file, "settle", "[100]", "--as", "sent").returncode == 0
+    done = cli("--ledger-path", str(kit.ledger_path), "settle", "[101]", "--as", "not-sent")
 
     assert done.returncode == 0, done.stderr
     assert "goes out when next seen" in done.stdout
@@ -58,11 +80,11 @@ def test_settled_as_sent_is_never_sent_and_as_not_sent_goes_out(unconfirmed, kit
     assert [e["key"] for e in kit.report()["unconfirmed_in_ledger"]] == ["[102]", "[103]", "[104]"]
 
 
-def test_settling_a_key_that_is_not_unconfirmed_changes_nothing(unconfirmed, kit):
+def test_settling_a_key_that_is_not_unconfirmed_changes_nothing(unconfirmed, kit, cli):
     _, _, config_file = unconfirmed
-    _cli("--config", config_file, "settle", "[100]", "--as", "sent")
-    again = _cli("--config", config_file, "settle", "[100]", "--as", "not-sent")
-    missing = _cli("--config", config_file, "settle", "[999]", "--as", "sent")
+    cli("--config", config_file, "settle", "[100]", "--as", "sent")
+    again = cli("--config", config_file, "settle", "[100]", "--as", "not-sent")
+    missing = cli("--config", config_file, "settle", "[999]", "--as", "sent")
 
     assert again.returncode == 1
     assert again.stderr.strip().splitlines() == [
@@ -73,8 +95,14 @@ def test_settling_a_key_that_is_not_unconfirmed_changes_nothing(unconfirmed, kit
     assert kit.ledger()["[100]"].status is Status.SENT
 
 
-def test_no_ledger_is_one_line(tmp_path):
-    result = _cli("--ledger-path", str(tmp_path / "none.sqlite"), "list")
+def test_the_console_script_says_no_ledger_in_one_line(tmp_path):
+    result = subprocess.run(
+        [CLI, "--ledger-path", str(tmp_path / "none.sqlite"), "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
