@@ -271,7 +271,10 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             th.BooleanType,
             default=True,
             title="Retry rejected rows",
-            description="Try rows Chatra rejected (400/404/422) again on a later run.",
+            description=(
+                "Try rows Chatra rejected (400/403/404/422) again on a later run; no STATE is "
+                "passed on after such a row, so an incremental tap reads it again."
+            ),
         ),
         th.Property(
             "resend_unconfirmed",
@@ -313,7 +316,7 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             description=(
                 "Most messages POSTed in one run (rejected attempts count too); 0 for no cap. "
                 "Rows past the cap are not sent and not recorded: they go out on a later run "
-                "and are reported as deferred."
+                "(no STATE is passed on after the first of them) and are reported as deferred."
             ),
         ),
         th.Property(
