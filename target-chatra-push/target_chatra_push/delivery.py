@@ -50,7 +50,7 @@ from chatra_client import (
     RejectedError,
     RetriesExhaustedError,
 )
-from target_chatra_push.keys import describe_properties, key_hint
+from target_chatra_push.keys import describe_properties, key_hint, legacy_key
 from target_chatra_push.ledger_model import (
     UNCONFIRMED,
     FailureKind,
@@ -243,7 +243,12 @@ class Delivery:
             return self._count(stream, Outcome.DUPLICATE, outbound.key)
         with self._ledger_guard():
             if self.options.dry_run:
+                ledger = self._ledger_or_none()
+                if ledger is not None:
+                    outbound = self._ledger_key(ledger, stream, outbound, record, properties)
                 return self._preview_row(stream, outbound)
+            ledger = self._write_ledger()
+            outbound = self._ledger_key(ledger, stream, outbound, record, properties)
             return self._send_row(stream, mapping, record, outbound)
 
     def _check_key_properties(self, stream: str, properties: tuple[str, ...]) -> None:
@@ -323,14 +328,24 @@ class Delivery:
             )
         return Outcome.INVALID
 
-    def _ledger_key(self, ledger: LedgerStore, stream: str, outbound: Outbound) -> Outbound:
+    def _ledger_key(
+        self,
+        ledger: LedgerStore,
+        stream: str,
+        outbound: Outbound,
+        record: Mapping[str, t.Any],
+        properties: Sequence[str],
+    ) -> Outbound:
         """The row as a schema-1 ledger knows it, if that ledger holds it under the old key."""
-        legacy = outbound.legacy_key
-        if legacy is None or not ledger.legacy_keys or ledger.get(stream, outbound.key):
+        if not ledger.legacy_keys:
+            return outbound
+        body = outbound.body
+        legacy = legacy_key(properties, record, body["clientId"], body["text"])
+        if legacy == outbound.key or ledger.get(stream, outbound.key) is not None:
             return outbound
         if ledger.get(stream, legacy) is None:
             return outbound
-        return dataclasses.replace(outbound, key=legacy, legacy_key=None)
+        return dataclasses.replace(outbound, key=legacy)
 
     def _hold_state(self, stream: str, key: str, why: str) -> None:
         if self.state_held is None:
@@ -338,8 +353,6 @@ class Delivery:
 
     def _preview_row(self, stream: str, outbound: Outbound) -> Outcome:
         ledger = self._ledger_or_none()
-        if ledger is not None:
-            outbound = self._ledger_key(ledger, stream, outbound)
         entry = ledger.get(stream, outbound.key) if ledger else None
         decision, why = self._decide(entry, outbound.payload_hash)
         self._preview.add(
@@ -358,7 +371,6 @@ class Delivery:
         outbound: Outbound,
     ) -> Outcome:
         ledger = self._write_ledger()
-        outbound = self._ledger_key(ledger, stream, outbound)
         key, payload_hash = outbound.key, outbound.payload_hash
         entry, claimed = ledger.claim(
             stream,

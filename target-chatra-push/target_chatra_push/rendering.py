@@ -9,6 +9,7 @@ row lacks, or prints a null, makes the row invalid rather than sending a message
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import typing as t
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from target_chatra_push.keys import dedupe_key, legacy_key
+from target_chatra_push.keys import dedupe_key
 from target_chatra_push.settings import AGENT_MESSAGE
 from target_chatra_push.values import InvalidRowError, canonical_json
 
@@ -86,15 +87,13 @@ class Outbound:
     resource: str
     body: dict[str, t.Any]
     key: str
-    legacy_key: str | None = None
-    """The key a schema-1 ledger gave this row, when it differs from `key`."""
 
     @property
     def path(self) -> str:
         """The API path the request goes to."""
         return f"/{self.resource}/"
 
-    @property
+    @functools.cached_property
     def payload_hash(self) -> str:
         """Hash of what the client would see, to notice a changed message for a sent key.
 
@@ -196,7 +195,9 @@ def _body(mapping: MessageMapping, record: Mapping[str, t.Any]) -> dict[str, t.A
 
 def _check_encodable(body: Mapping[str, t.Any], key: str) -> None:
     try:
-        canonical_json([key, body]).encode("utf-8")
+        key.encode("utf-8")
+        for value in body.values():
+            value.encode("utf-8")  # every body value is a string
     except UnicodeEncodeError:
         raise InvalidRowError(
             "not_unicode",
@@ -225,12 +226,10 @@ def build_outbound(
     client_id, text = body["clientId"], body["text"]
     key = dedupe_key(properties, record, client_id, text)
     _check_encodable(body, key)
-    legacy = legacy_key(properties, record, client_id, text)
     return Outbound(
         resource=mapping.resource,
         body=body,
         key=key,
-        legacy_key=legacy if legacy != key else None,
     )
 
 
