@@ -44,7 +44,9 @@ from target_chatra_push.ledger_model import (
     RunMark,
     Status,
     describe_failure,
+    newer_schema,
     now,
+    other_account,
 )
 
 if t.TYPE_CHECKING:
@@ -122,11 +124,7 @@ def _take_lock(path: Path, wait: float) -> int:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
-                msg = (
-                    f"Another run is using the ledger {path.resolve()}; waited {wait:g}s. Run "
-                    "again once it has finished (one run per ledger at a time)."
-                )
-                raise LedgerBusyError(msg) from None
+                raise LedgerBusyError(str(path.resolve()), wait) from None
             time.sleep(_LOCK_POLL_SECONDS)
         else:
             return fd
@@ -262,12 +260,7 @@ class Ledger:
             )
             recorded = self._meta("account")
         if recorded is not None and recorded != account:
-            msg = (
-                f"The ledger {self.location} records the sends of another Chatra account or "
-                "API host; nothing was sent. Give each account its own ledger (ledger_path or "
-                "ledger_url), or check the keys and api_url."
-            )
-            raise LedgerError(msg)
+            raise other_account(self.location)
 
     def key_properties(self, stream: str) -> tuple[str, ...] | None:
         """The properties that keyed the stream's rows so far; None if never recorded."""
@@ -423,11 +416,7 @@ def _prepare(db: sqlite3.Connection, path: Path) -> None:
     db.execute("PRAGMA synchronous = NORMAL")
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        msg = (
-            f"The ledger {path} was written by a newer target-chatra-push (schema "
-            f"{version}); upgrade the target."
-        )
-        raise LedgerError(msg)
+        raise newer_schema(str(path), version)
     if version == SCHEMA_VERSION:
         return
     db.execute("BEGIN IMMEDIATE")

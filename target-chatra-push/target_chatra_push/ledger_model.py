@@ -46,6 +46,29 @@ class LedgerError(RuntimeError):
 class LedgerBusyError(LedgerError):
     """Another run holds the ledger."""
 
+    def __init__(self, location: str, waited: float) -> None:
+        super().__init__(
+            f"Another run is using the ledger {location}; waited {waited:g}s. Run again once "
+            "it has finished (one run per ledger at a time)."
+        )
+
+
+def other_account(location: str) -> LedgerError:
+    """The error for a ledger that records another account's sends."""
+    return LedgerError(
+        f"The ledger {location} records the sends of another Chatra account or API host. "
+        "Give each account its own ledger (ledger_path or ledger_url), or check the keys and "
+        "api_url."
+    )
+
+
+def newer_schema(location: str, version: int) -> LedgerError:
+    """The error for a ledger written by a newer target."""
+    return LedgerError(
+        f"The ledger {location} was written by a newer target-chatra-push (schema {version}); "
+        "upgrade the target."
+    )
+
 
 @dataclass(frozen=True)
 class RunMark:

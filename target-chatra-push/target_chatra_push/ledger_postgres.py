@@ -33,7 +33,9 @@ from target_chatra_push.ledger_model import (
     RunMark,
     Status,
     describe_failure,
+    newer_schema,
     now,
+    other_account,
 )
 
 if t.TYPE_CHECKING:
@@ -191,11 +193,7 @@ class PostgresLedger:
         while not self._db.execute(_TRY_LOCK).scalar():
             self._db.commit()
             if time.monotonic() >= deadline:
-                msg = (
-                    f"Another run is using the ledger {self.location}; waited {wait:g}s. Run "
-                    "again once it has finished (one run per ledger at a time)."
-                )
-                raise LedgerBusyError(msg)
+                raise LedgerBusyError(self.location, wait)
             time.sleep(_LOCK_POLL_SECONDS)
         self._db.commit()
 
@@ -212,11 +210,7 @@ class PostgresLedger:
         self._db.commit()
         version = int(self._meta("schema_version") or SCHEMA_VERSION)
         if version > SCHEMA_VERSION:
-            msg = (
-                f"The ledger {self.location} was written by a newer target-chatra-push "
-                f"(schema {version}); upgrade the target."
-            )
-            raise LedgerError(msg)
+            raise newer_schema(self.location, version)
 
     def close(self) -> None:
         """Close the connection, which also releases the run's lock."""
@@ -246,12 +240,7 @@ class PostgresLedger:
             self._db.commit()
         recorded = self._meta("account")
         if recorded is not None and recorded != account:
-            msg = (
-                f"The ledger {self.location} records the sends of another Chatra account or "
-                "API host. Give each account its own ledger (ledger_path or ledger_url), or "
-                "check the keys and api_url."
-            )
-            raise LedgerError(msg)
+            raise other_account(self.location)
 
     def key_properties(self, stream: str) -> tuple[str, ...] | None:
         """The properties that keyed the stream's rows so far; None if never recorded."""

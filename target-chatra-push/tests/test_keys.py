@@ -6,7 +6,6 @@ import datetime as dt
 import decimal
 import json
 import logging
-import sqlite3
 
 import pytest
 
@@ -122,35 +121,14 @@ def test_a_schema_gaining_key_properties_says_how_to_keep_the_hash(sandbox, kit)
     assert len(sandbox.sends()) == 5
 
 
-def _schema_1_ledger(path, rows):
-    """A ledger as target-chatra-push wrote it before keys were canonical."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path)
-    db.execute(
-        "CREATE TABLE deliveries (stream TEXT NOT NULL, dedupe_key TEXT NOT NULL, status TEXT "
-        "NOT NULL, failure_kind TEXT, payload_hash TEXT NOT NULL, message_id TEXT, attempts "
-        "INTEGER NOT NULL DEFAULT 0, last_error TEXT, created_at TEXT NOT NULL, updated_at "
-        "TEXT NOT NULL, PRIMARY KEY (stream, dedupe_key))"
-    )
-    for stream, key in rows:
-        db.execute(
-            "INSERT INTO deliveries VALUES (?, ?, 'sent', NULL, 'h', 'M', 1, NULL, 'x', 'x')",
-            (stream, key),
-        )
-    db.execute("PRAGMA user_version = 1")
-    db.commit()
-    db.close()
-
-
 def test_a_schema_1_ledger_still_finds_rows_under_their_old_keys(sandbox, kit):
     orders = kit.resource("orders.singer")
     as_strings = orders.replace('"type": "integer"', '"type": "string"')
     for order_id in range(100, 105):
         as_strings = as_strings.replace(f'"order_id": {order_id}', f'"order_id": "{order_id}"')
     old_hash = legacy_key([], {}, "client-ada", "Hi Ada, order 100 has shipped.")
-    _schema_1_ledger(
-        kit.ledger_path,
-        [("orders", f'["{n}"]') for n in range(100, 105)] + [("unkeyed", old_hash)],
+    kit.write_schema_1_ledger(
+        [("orders", f'["{n}"]', "sent") for n in range(100, 105)] + [("unkeyed", old_hash, "sent")]
     )
     run = kit.run(kit.config(sandbox), as_strings)
     unkeyed = orders.replace('"orders"', '"unkeyed"').replace(

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 
 import pytest
 
@@ -187,23 +186,10 @@ def test_every_unconfirmed_key_in_the_ledger_is_listed_whatever_the_input(
     assert "chatra-push-ledger settle" in line
 
 
-def test_a_schema_1_ledger_is_upgraded_in_place(tmp_path):
-    path = tmp_path / "ledger.sqlite"
-    db = sqlite3.connect(path)
-    db.execute(
-        "CREATE TABLE deliveries (stream TEXT NOT NULL, dedupe_key TEXT NOT NULL, status TEXT "
-        "NOT NULL, failure_kind TEXT, payload_hash TEXT NOT NULL, message_id TEXT, attempts "
-        "INTEGER NOT NULL DEFAULT 0, last_error TEXT, created_at TEXT NOT NULL, updated_at "
-        "TEXT NOT NULL, PRIMARY KEY (stream, dedupe_key))"
-    )
-    db.execute(
-        "INSERT INTO deliveries VALUES ('s', 'k', 'pending', NULL, 'h', NULL, 1, NULL, 'x', 'x')"
-    )
-    db.execute("PRAGMA user_version = 1")
-    db.commit()
-    db.close()
+def test_a_schema_1_ledger_is_upgraded_in_place(kit):
+    kit.write_schema_1_ledger([("s", "k", "pending")])
 
-    ledger = Ledger.open(path)
+    ledger = Ledger.open(kit.ledger_path)
     try:
         assert ledger.legacy_keys
         entry = ledger.get("s", "k")
