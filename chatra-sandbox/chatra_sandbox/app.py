@@ -71,7 +71,8 @@ async def _handle_api(
         return _log(state, entry, DropConnection(), fault="reset")
     entry["auth_ok"] = state.keys.check(request.headers.get("authorization"))
     if not entry["auth_ok"]:
-        return _log(state, entry, json_error(401, "Unauthorized: missing or wrong API keys."))
+        status = state.config.wrong_keys_status
+        return _log(state, entry, json_error(status, "Unauthorized: missing or wrong API keys."))
     if limiter is not None:
         wait = limiter.check(state.keys.public_key)
         if wait is not None:

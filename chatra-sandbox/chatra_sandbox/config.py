@@ -69,6 +69,8 @@ class SandboxConfig:
         html_error_share: Share of those errors with an HTML body instead of JSON.
         burst_429: Bursts of 429 answers, independent of the rate limit.
         retry_after: Whether 429 answers carry a ``Retry-After`` header.
+        wrong_keys_status: The status of an answer to wrong or missing keys: 401, or 403 as
+            some gateways and accounts answer.
         reset_rate: Share of API requests whose connection is dropped without an answer.
         post_reset_after_commit_rate: Share of accepted POSTs that are committed (and logged as
             sent) but whose connection is then dropped before the answer.
@@ -89,6 +91,7 @@ class SandboxConfig:
     html_error_share: float = 0
     burst_429: Burst429 | None = None
     retry_after: bool = True
+    wrong_keys_status: int = 401
     reset_rate: float = 0
     post_reset_after_commit_rate: float = 0
     post_error_after_commit_rate: float = 0
@@ -106,6 +109,9 @@ class SandboxConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must not be negative."
                 raise ValueError(msg)
+        if self.wrong_keys_status not in {401, 403}:
+            msg = f"wrong_keys_status must be 401 or 403, got {self.wrong_keys_status!r}."
+            raise ValueError(msg)
         if any(not isinstance(n, int) or n < 0 for n in self.fail_ids.values()):
             msg = "fail_ids must map record IDs to non-negative integers."
             raise ValueError(msg)

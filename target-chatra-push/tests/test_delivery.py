@@ -594,6 +594,23 @@ def test_a_403_for_one_client_rejects_that_row_once_the_keys_check_out(
     assert sorted(sent_texts(sandbox)) == sorted(ORDER_TEXTS)
 
 
+def test_a_403_with_refused_keys_stops_the_run_at_once(sandbox_with, kit):
+    # Keys Chatra refuses with 403 rather than 401: the check after the POST's 403 fails too.
+    sandbox = sandbox_with(wrong_keys_status=403)
+    config = kit.config(sandbox, api_key_pair=f"{sandbox.public_key}:wrong")
+    run = kit.run(config, "orders.singer", stops=True)
+
+    assert [(r["method"], r["status"]) for r in sandbox.request_log()] == [
+        ("POST", 403),
+        ("GET", 403),
+    ]
+    assert "HTTP 403" in run.stopped
+    assert "API keys" in run.stopped
+    assert not kit.dead_letter_path.exists()
+    entry = kit.ledger()["[100]"]
+    assert (entry.status, entry.failure_kind) == (Status.FAILED, FailureKind.NOT_SENT)
+
+
 @pytest.mark.parametrize("status", [400, 422])
 def test_a_row_chatra_rejects_is_dead_lettered_and_retried_later(
     sandbox_with, kit, sent_texts, status
