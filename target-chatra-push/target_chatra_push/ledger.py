@@ -232,6 +232,20 @@ class Ledger:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def in_use(self) -> bool:
+        """Whether a run holds the ledger now (this object's own lock aside)."""
+        if self._lock_fd is not None:
+            return False
+        fd = os.open(self.location, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            # Closing drops this process's POSIX locks on the file: call it between queries.
+            os.close(fd)
+        return False
+
     def describe_failure(self, error: BaseException) -> str:
         """One line for a failure of this ledger: which file, what happened, what to do."""
         return describe_failure(self.location, error)

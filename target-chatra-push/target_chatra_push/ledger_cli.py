@@ -108,8 +108,12 @@ def _open(args: argparse.Namespace, *, write: bool) -> LedgerStore:
     return ledger
 
 
-def _line(entry: Entry) -> str:
-    run = f"\trun: {entry.run}" if entry.run and entry.status is Status.PENDING else ""
+def _line(entry: Entry, *, live: bool) -> str:
+    run = ""
+    if entry.run and entry.status is Status.PENDING:
+        # Only a run holding the ledger can be mid-send; without one, the claimer ended.
+        state = "may still be running" if live else "ended"
+        run = f"\trun: {entry.run} ({state})"
     return f"{entry.stream}\t{entry.key}\t{entry.status.value}\t{entry.updated_at}{run}"
 
 
@@ -120,8 +124,9 @@ def _list(ledger: LedgerStore, status: str, stream: str | None) -> int:
         statuses = UNCONFIRMED
     else:
         statuses = (Status(status),)
+    live = ledger.in_use()
     for entry in ledger.entries(stream, statuses):
-        print(_line(entry))
+        print(_line(entry, live=live))
     return 0
 
 

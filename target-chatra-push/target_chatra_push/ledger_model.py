@@ -154,6 +154,9 @@ class LedgerStore(t.Protocol):
     def describe_failure(self, error: BaseException) -> str:
         """One line for a failure of this ledger."""
 
+    def in_use(self) -> bool:
+        """Whether a run holds the ledger now; if not, every pending key is from an ended run."""
+
     def bind_account(self, account: str) -> None:
         """Record the account on first use; LedgerError if the ledger belongs to another."""
 

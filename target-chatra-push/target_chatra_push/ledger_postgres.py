@@ -48,6 +48,10 @@ _TRY_LOCK = sa.text(
     "SELECT pg_try_advisory_lock(hashtextextended('target-chatra-push ledger in ' "
     "|| current_schema(), 0))"
 )
+_UNLOCK = sa.text(
+    "SELECT pg_advisory_unlock(hashtextextended('target-chatra-push ledger in ' "
+    "|| current_schema(), 0))"
+)
 
 _metadata = sa.MetaData()
 deliveries = sa.Table(
@@ -217,6 +221,14 @@ class PostgresLedger:
         with contextlib.suppress(SQLAlchemyError):
             self._db.rollback()
         self._db.close()
+
+    def in_use(self) -> bool:
+        """Whether a run holds the ledger now (this connection's own lock aside)."""
+        free = self._db.execute(_TRY_LOCK).scalar()
+        if free:
+            self._db.execute(_UNLOCK)
+        self._db.commit()
+        return not free
 
     def describe_failure(self, error: BaseException) -> str:
         """One line for a failure of this ledger."""

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from target_chatra_push.ledger import Status
+from target_chatra_push.ledger import Ledger, Status
 from target_chatra_push.ledger_cli import main
+from target_chatra_push.ledger_model import RunMark
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -107,3 +108,19 @@ def test_the_console_script_says_no_ledger_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "There is no ledger at" in result.stderr
+
+
+def test_list_tells_a_crashed_runs_pending_key_from_a_live_ones(kit, cli):
+    crashed = Ledger.open(kit.ledger_path)
+    crashed.claim("orders", "[7]", "h", lambda e: True, RunMark("box", 4242, "2026-01-01"))
+    crashed.close()  # as if killed mid-send: the key stays pending
+
+    ended = cli("--ledger-path", str(kit.ledger_path), "list")
+    holder = Ledger.open(kit.ledger_path, lock_wait=0)  # a run holds the ledger now
+    try:
+        live = cli("--ledger-path", str(kit.ledger_path), "list")
+    finally:
+        holder.close()
+
+    assert ended.stdout.rstrip("\n").endswith("run: host box, pid 4242, started 2026-01-01 (ended)")
+    assert live.stdout.rstrip("\n").endswith("(may still be running)")

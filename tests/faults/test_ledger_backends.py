@@ -89,11 +89,17 @@ def test_the_ledger_protocol_on_both_backends(backend: dict[str, t.Any]) -> None
 
 def test_one_run_at_a_time_on_both_backends(backend: dict[str, t.Any]) -> None:
     holder = _open(backend, lock_wait=0)
+    observer = _open(backend)
     try:
         with pytest.raises(LedgerError, match="Another run is using the ledger"):
             _open(backend, lock_wait=0.2).close()
+        assert observer.in_use()
     finally:
         holder.close()
+    try:
+        assert not observer.in_use()
+    finally:
+        observer.close()
     _open(backend, lock_wait=0).close()  # released with the first
 
 
