@@ -57,6 +57,7 @@ from target_chatra_push.ledger_model import (
     LedgerError,
     RunMark,
     account_id,
+    describe_failure,
 )
 from target_chatra_push.ledger_open import open_run_ledger
 from target_chatra_push.outputs import DeadLetterFile, PreviewFile, SentIdsFile
@@ -168,14 +169,8 @@ class Delivery:
         try:
             yield
         except _ledger_failures() as exc:
-            ledger = self._ledger
-            location = ledger.location if ledger else str(self.options.ledger_path)
-            if ledger is not None:
-                message = ledger.describe_failure(exc)
-            else:
-                message = f"The ledger {location} failed: {exc}"
             self._broken_ledger = True
-            self._stop(message)
+            self._stop(describe_failure(self._location(), exc))
 
     def _chatra(self) -> ChatraClient:
         if self._client is None:

@@ -43,7 +43,6 @@ from target_chatra_push.ledger_model import (
     LedgerError,
     RunMark,
     Status,
-    describe_failure,
     newer_schema,
     now,
     other_account,
@@ -245,10 +244,6 @@ class Ledger:
             # Closing drops this process's POSIX locks on the file: call it between queries.
             os.close(fd)
         return False
-
-    def describe_failure(self, error: BaseException) -> str:
-        """One line for a failure of this ledger: which file, what happened, what to do."""
-        return describe_failure(self.location, error)
 
     # Metadata: the account, and the properties that key each stream
 

@@ -151,9 +151,6 @@ class LedgerStore(t.Protocol):
     def close(self) -> None:
         """Release the ledger (and the run's lock on it)."""
 
-    def describe_failure(self, error: BaseException) -> str:
-        """One line for a failure of this ledger."""
-
     def in_use(self) -> bool:
         """Whether a run holds the ledger now; if not, every pending key is from an ended run."""
 

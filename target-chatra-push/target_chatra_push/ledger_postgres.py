@@ -32,7 +32,6 @@ from target_chatra_push.ledger_model import (
     LedgerError,
     RunMark,
     Status,
-    describe_failure,
     newer_schema,
     now,
     other_account,
@@ -229,10 +228,6 @@ class PostgresLedger:
             self._db.execute(_UNLOCK)
         self._db.commit()
         return not free
-
-    def describe_failure(self, error: BaseException) -> str:
-        """One line for a failure of this ledger."""
-        return describe_failure(self.location, error)
 
     # Metadata
 
