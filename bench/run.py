@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/run.py              # the issue's sizes and 90 s windows (~8 min)
     .venv/bin/python bench/run.py --window 30  # shorter pacing windows (noted in RESULTS.md)
-    .venv/bin/python bench/run.py --only 1,4   # some items only
+    .venv/bin/python bench/run.py --only 1,4   # some items only (`--only inbox`: the inbox)
     .venv/bin/python bench/run.py --quick      # tiny sizes, a few seconds: the scripts still work
 
 The three paced windows (items 2, 5, 6) run at the same time, each against its own sandbox
 process with its own keys, since pacing is a matter of waiting, not of CPU. The throughput
-items (1, 3, 4) then run one after another on an otherwise idle machine.
+items (1, 3, 4) and the preview page (15) then run one after another on an otherwise idle
+machine.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ if __package__ in {None, ""}:
     # Run as a script (`python bench/run.py`): make the `bench` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import inbox_bench, page_bench, tap_bench, target_bench
 from bench import report as reporting
-from bench import tap_bench, target_bench
 from bench.context import Context, Sizes
 
 if t.TYPE_CHECKING:
@@ -43,6 +44,8 @@ WINDOWED: list[Bench] = [
 SEQUENTIAL: list[Bench] = [
     ("1,3", tap_bench.overhead_and_scaling),
     ("4", target_bench.throughput),
+    ("15", page_bench.render),
+    ("inbox", inbox_bench.throughput),
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -62,10 +65,20 @@ PREFACE = """## How it is measured
 - Items 2, 5 and 6 run at the same time against three sandboxes with different keys (pacing
   is shared per key, so they do not slow each other); items 1, 3 and 4 run afterwards, one
   at a time.
+- The inbox (chatra-webhooks, `--only inbox`): `chatra-webhooks serve` as its own process,
+  32 asyncio senders in the bench process POSTing unique ~400-byte bodies for 20 s, each on
+  its own keep-alive connection; then the store is read back and every event answered 200
+  must be in it. SQLite commits in WAL with synchronous=FULL (an fsync per commit; events
+  that arrive during a commit share the next one). The rate and latencies depend on what
+  else runs on the 2 cores (see the load average); the server's CPU time per event does
+  much less, and 1000 / it is the rate one free core would give the server.
 - Item 6: the tap keeps up to `max_concurrency` (default 4) GETs in flight on a small thread
   pool; every attempt, retries included, first takes its slot from the shared rate limiter,
   and results are emitted in ID order, so the limit holds and the output is the same as a
-  serial run's."""
+  serial run's.
+- Item 15: the target's preview page of a 10,000-row dry run, opened from disk in Debian's
+  chromium (Playwright, headless); the figure is the browser's own navigation timing, up to
+  the end of DOMContentLoaded, by which the page's script has shown the first rows."""
 
 
 def _interpreter() -> str:

@@ -62,6 +62,7 @@ from target_chatra_push.ledger_model import (
 from target_chatra_push.ledger_open import open_run_ledger
 from target_chatra_push.outputs import DeadLetterFile, PreviewFile, SentIdsFile
 from target_chatra_push.policy import Decision, decide
+from target_chatra_push.preview_page import MessagePage, page_path
 from target_chatra_push.rendering import build_outbound, key_properties_of
 from target_chatra_push.summary import Outcome, RunSummary
 from target_chatra_push.values import InvalidRowError
@@ -89,6 +90,7 @@ _OUTCOME_OF = {
 }
 
 _LOG_LEVEL_OF = {Decision.DUPLICATE: logging.DEBUG, Decision.UNCONFIRMED: logging.WARNING}
+_REPEATED = "repeated within this input"
 
 
 def _ledger_failures() -> tuple[type[BaseException], ...]:
@@ -132,6 +134,8 @@ class Delivery:
         self._dead_letters = DeadLetterFile(options.dead_letter_path)
         self._preview = PreviewFile(options.preview_path)
         self._sent_ids: dict[Path, SentIdsFile] = {}
+        page = page_path(options)
+        self._page = MessagePage(page, dry_run=options.dry_run) if page else None
         self._seen: dict[tuple[str, str], str] = {}
         self._sends = 0
         self._unconfirmed_in_a_row = 0
@@ -194,8 +198,17 @@ class Delivery:
         self.finish()
         raise RunStoppedError(message)
 
-    def _count(self, stream: str, outcome: Outcome, key: str | None) -> Outcome:
+    def _count(
+        self,
+        stream: str,
+        outcome: Outcome,
+        key: str | None,
+        outbound: Outbound | None = None,
+        reason: str | None = None,
+    ) -> Outcome:
         self.summary.add(stream, outcome, key)
+        if self._page is not None:
+            self._page.rows.add(stream, outcome, key, outbound, reason)
         return outcome
 
     # Rows
@@ -235,7 +248,7 @@ class Delivery:
         except InvalidRowError as invalid:
             return self._invalid(stream, key_hint(properties, record), record, invalid)
         if self._repeated(stream, outbound):
-            return self._count(stream, Outcome.DUPLICATE, outbound.key)
+            return self._count(stream, Outcome.DUPLICATE, outbound.key, outbound, _REPEATED)
         with self._ledger_guard():
             if self.options.dry_run:
                 ledger = self._ledger_or_none()
@@ -282,7 +295,7 @@ class Delivery:
         if earlier is None:
             self._seen[(stream, outbound.key)] = outbound.payload_hash
             return False
-        why = "repeated within this input"
+        why = _REPEATED
         if earlier != outbound.payload_hash:
             self._logger.warning(
                 "Stream %s key %s: seen again in this input with a different message; only "
@@ -310,11 +323,11 @@ class Delivery:
         )
         if self.options.dry_run:
             self._preview.add(stream=stream, key=key, action="invalid", reason=invalid.reason)
-            return self._count(stream, Outcome.INVALID, key)
+            return self._count(stream, Outcome.INVALID, key, reason=invalid.reason)
         self._dead_letters.add(
             stream=stream, key=key, kind="invalid", reason=invalid.reason, record=record
         )
-        self._count(stream, Outcome.INVALID, key)
+        self._count(stream, Outcome.INVALID, key, reason=invalid.reason)
         if self.options.stop_on_bad_row:
             self._stop(
                 f"Stopped at an invalid row (on_error is fail): stream {stream}, key {key}: "
@@ -354,9 +367,9 @@ class Delivery:
             stream=stream, key=outbound.key, action=decision.value, outbound=outbound, reason=why
         )
         if decision is not Decision.SEND:
-            return self._count(stream, _OUTCOME_OF[decision], outbound.key)
+            return self._count(stream, _OUTCOME_OF[decision], outbound.key, outbound, why)
         self._sends += 1
-        return self._count(stream, Outcome.PREVIEWED, outbound.key)
+        return self._count(stream, Outcome.PREVIEWED, outbound.key, outbound)
 
     def _send_row(
         self,
@@ -386,7 +399,7 @@ class Delivery:
                 self._logger.info(
                     "Stream %s key %s: claimed by the run of %s.", stream, key, entry.run
                 )
-            return self._count(stream, _OUTCOME_OF[decision], key)
+            return self._count(stream, _OUTCOME_OF[decision], key, outbound, why)
         if entry is not None:
             self._logger.info("Stream %s key %s: sending again (%s).", stream, key, why)
         self._sends += 1
@@ -413,7 +426,10 @@ class Delivery:
                 key,
                 f"HTTP {exc.status}" if exc.status else "no answer",
             )
-            self._count(stream, Outcome.UNCONFIRMED, key)
+            lost = f"HTTP {exc.status}" if exc.status else "no answer"
+            self._count(
+                stream, Outcome.UNCONFIRMED, key, outbound, f"the POST went out, {lost} came back"
+            )
             self._unconfirmed_in_a_row += 1
             limit = self.options.max_unconfirmed_in_a_row
             if limit and self._unconfirmed_in_a_row >= limit:
@@ -432,11 +448,11 @@ class Delivery:
                 self._unconfirmed_in_a_row = 0
                 return self._rejected(stream, record, outbound, exc)
             ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
-            self._count(stream, Outcome.DEFERRED, key)
+            self._count(stream, Outcome.DEFERRED, key, outbound, str(exc))
             self._stop(f"{exc} Nothing more was sent.")
         except RetriesExhaustedError as exc:
             ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
-            self._count(stream, Outcome.DEFERRED, key)
+            self._count(stream, Outcome.DEFERRED, key, outbound, str(exc))
             self._stop(
                 f"Chatra kept refusing stream {stream} key {key}: {exc} Nothing more was sent; "
                 "run again later and the rows not yet sent go out then."
@@ -459,7 +475,7 @@ class Delivery:
             )
         else:
             self._logger.debug("Stream %s key %s: sent as %s.", stream, key, message_id)
-        return self._count(stream, Outcome.SENT, key)
+        return self._count(stream, Outcome.SENT, key, outbound)
 
     def _keys_accepted(self, stream: str, key: str) -> bool:
         """After a 403 on a POST: do the keys still work? One GET tells (false if it fails)."""
@@ -499,7 +515,7 @@ class Delivery:
         )
         if self.options.retry_failed:
             self._hold_state(stream, key, "rejected, to be tried again")
-        self._count(stream, Outcome.REJECTED, key)
+        self._count(stream, Outcome.REJECTED, key, outbound, str(exc))
         if self.options.stop_on_bad_row:
             self._stop(
                 f"Stopped at a rejected row (on_error is fail): stream {stream}, key {key}: {exc} "
@@ -556,6 +572,8 @@ class Delivery:
             )
         if self.options.report_path is not None:
             self.summary.write(self.options.report_path)
+        if self._page is not None:
+            self._page.write(self._logger, self.summary.stopped)
         self._dead_letters.close()
         self._preview.close()
         for sent_ids in self._sent_ids.values():
