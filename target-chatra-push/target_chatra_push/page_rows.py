@@ -13,7 +13,7 @@ import json
 import tempfile
 import typing as t
 
-from target_chatra_push.rendering import json_default
+from target_chatra_push.values import json_default
 from target_chatra_push.summary import Outcome
 
 if t.TYPE_CHECKING:

@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
 
     from chatra_sandbox import SandboxServer
     from target_chatra_push.ledger_model import LedgerStore
-    from tests.conftest import PostgresDatabase
+    from conftest import PostgresDatabase
     from tests.faults.conftest import Plugins
 
 
@@ -34,11 +34,7 @@ def pg_ledger_url(postgres_database: PostgresDatabase) -> Iterator[str]:
     schema = f"target_ledger_{uuid.uuid4().hex[:10]}"
     with postgres_database.connect() as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    server = postgres_database.server
-    yield (
-        f"postgresql://{server.user}@{server.host}:{server.port}/{postgres_database.name}"
-        f"?options=-csearch_path%3D{schema}"
-    )
+    yield postgres_database.server.url(postgres_database.name) + f"?options=-csearch_path%3D{schema}"
     with postgres_database.connect() as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
