@@ -23,8 +23,8 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from chatra_sandbox import SandboxServer
-    from target_chatra_push.ledger_model import LedgerStore
     from conftest import PostgresDatabase
+    from target_chatra_push.ledger_model import LedgerStore
     from tests.faults.conftest import Plugins
 
 
@@ -34,7 +34,9 @@ def pg_ledger_url(postgres_database: PostgresDatabase) -> Iterator[str]:
     schema = f"target_ledger_{uuid.uuid4().hex[:10]}"
     with postgres_database.connect() as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield postgres_database.server.url(postgres_database.name) + f"?options=-csearch_path%3D{schema}"
+    yield (
+        postgres_database.server.url(postgres_database.name) + f"?options=-csearch_path%3D{schema}"
+    )
     with postgres_database.connect() as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
