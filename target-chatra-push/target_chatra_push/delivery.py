@@ -430,10 +430,12 @@ class Delivery:
                 key,
                 f"HTTP {exc.status}" if exc.status else "no answer",
             )
-            lost = f"HTTP {exc.status}" if exc.status else "no answer"
-            self._count(
-                stream, Outcome.UNCONFIRMED, key, outbound, f"the POST went out, {lost} came back"
+            why = (
+                f"the POST went out and HTTP {exc.status} came back"
+                if exc.status
+                else "the answer to the POST was lost"
             )
+            self._count(stream, Outcome.UNCONFIRMED, key, outbound, why)
             self._unconfirmed_in_a_row += 1
             limit = self.options.max_unconfirmed_in_a_row
             if limit and self._unconfirmed_in_a_row >= limit:
