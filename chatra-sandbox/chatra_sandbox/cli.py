@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="share of POSTs committed but whose connection is then dropped",
     )
+    fadd(
+        "--post-error-after-commit-rate",
+        type=float,
+        default=0,
+        help="share of POSTs committed but then answered 502/504, as by a gateway",
+    )
     fadd("--burst-429", metavar="EVERY:COUNT", help="after EVERY requests, COUNT answers 429")
     fadd("--no-retry-after", action="store_true", help="send 429 without Retry-After")
     fadd(
@@ -108,6 +114,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "html_error_share": args.html_error_share,
         "reset_rate": args.reset_rate,
         "post_reset_after_commit_rate": args.post_reset_after_commit_rate,
+        "post_error_after_commit_rate": args.post_error_after_commit_rate,
         "burst_429": args.burst_429,
         "retry_after": not args.no_retry_after,
         "fail_ids": dict(args.fail_id),
