@@ -5,6 +5,8 @@ Order of preference: the server that answers on 127.0.0.1:5432 (trust auth as us
 cluster started with `initdb`/`pg_ctl` (as an unprivileged user when running as root, since
 PostgreSQL refuses to run as root), else the tests that need it are skipped with the reason.
 Each test session works in its own database, dropped at the end.
+
+Also the wheels and sdists of every package, built once a session for the packaging tests.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -26,6 +29,9 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Every installable package: each folder of the repository with a pyproject.toml.
+PACKAGES = tuple(sorted(path.parent.name for path in REPO_ROOT.glob("*/pyproject.toml")))
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5432
 DEFAULT_USER = "postgres"
@@ -185,3 +191,24 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatab
     finally:
         with postgres_server.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def built_dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the wheel and the sdist of every package, as `python -m build` makes them.
+
+    `--no-isolation` builds with this virtualenv's pinned hatchling instead of downloading one
+    per package; the release workflow builds isolated.
+    """
+    folder = tmp_path_factory.mktemp("dist")
+    for package in PACKAGES:
+        result = subprocess.run(
+            [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(folder)],
+            cwd=REPO_ROOT / package,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, f"building {package} failed:\n{result.stdout}{result.stderr}"
+    return folder
