@@ -18,10 +18,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -191,6 +192,13 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatab
     finally:
         with postgres_server.connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def package_metadata(package: str) -> dict[str, Any]:
+    """The `[project]` table of a package's pyproject.toml."""
+    with (REPO_ROOT / package / "pyproject.toml").open("rb") as file:
+        found: dict[str, Any] = tomllib.load(file)["project"]
+    return found
 
 
 @pytest.fixture(scope="session")

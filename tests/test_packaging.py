@@ -5,23 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import tarfile
-import tomllib
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import PACKAGES, REPO_ROOT
+from tests.conftest import package_metadata as project
 
 PLUGINS = ("tap-chatra", "target-chatra-push")
-
-
-def project(package: str) -> dict[str, Any]:
-    with (REPO_ROOT / package / "pyproject.toml").open("rb") as file:
-        found: dict[str, Any] = tomllib.load(file)["project"]
-    return found
 
 
 def dist_name(package: str) -> str:
