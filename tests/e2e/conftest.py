@@ -57,12 +57,13 @@ class MeltanoProject:
     root: Path
     env_file: Path
     base_env: dict[str, str]
+    environment: str = "dev"
 
     def command(self, *args: str) -> list[str]:
-        """The full `meltano` command line (dev environment, no .env) for `args`."""
+        """The full `meltano` command line (in `environment`, no .env) for `args`."""
         return [
             str(BIN / "meltano"),
-            "--environment=dev",
+            f"--environment={self.environment}",
             f"--env-file={self.env_file}",
             *args,
         ]
