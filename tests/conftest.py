@@ -181,17 +181,24 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
+@contextlib.contextmanager
+def new_database(server: PostgresServer, prefix: str) -> Iterator[PostgresDatabase]:
+    """A database with a unique name starting with `prefix`, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with server.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PostgresDatabase(server, name)
+    finally:
+        with server.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
     """A database of its own for this test session, dropped afterwards."""
-    name = f"chatra_e2e_{uuid.uuid4().hex[:12]}"
-    with postgres_server.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PostgresDatabase(postgres_server, name)
-    finally:
-        with postgres_server.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_database(postgres_server, "chatra_e2e") as database:
+        yield database
 
 
 def package_metadata(package: str) -> dict[str, Any]:

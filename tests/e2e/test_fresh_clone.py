@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from collections import Counter
 from typing import TYPE_CHECKING
 
 import duckdb
 import pytest
 
-from tests.conftest import REPO_ROOT, PostgresDatabase
+from tests.conftest import REPO_ROOT, new_database
 from tests.e2e.conftest import MeltanoProject
 
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from chatra_sandbox import SandboxServer
-    from tests.conftest import PostgresServer
+    from tests.conftest import PostgresDatabase, PostgresServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -59,15 +58,9 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory, meltano: MeltanoProjec
 
 @pytest.fixture
 def own_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
-    """A database for one environment's run, with one table of rows to send in `outreach`."""
-    name = f"fresh_clone_{uuid.uuid4().hex[:10]}"
-    with postgres_server.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PostgresDatabase(postgres_server, name)
-    finally:
-        with postgres_server.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A database of its own for one environment's run."""
+    with new_database(postgres_server, "fresh_clone") as database:
+        yield database
 
 
 def outreach_rows(database: PostgresDatabase, clients: list[str], environment: str) -> list[str]:
