@@ -4,16 +4,19 @@ The SDK's own per-partition state is a list scanned linearly for every lookup, w
 100k-ID backfill quadratic; these maps do not. Layout of one bookmark (times in epoch seconds):
 
     messages, pushed_messages:
-        {"fetched": {"<id>": 1700000000}, "missing": {"<id>": 1700000000}}
+        {"fetched": {"<id>": 1700000000}, "missing": {"<id>": 1700000000},
+         "failing": {"<id>": "1700000000:2:HTTP 503"}}
     clients:
-        {"fetched": {"<id>": "1700000000:AbCdEf"}, "missing": {...},
+        {"fetched": {"<id>": "1700000000:AbCdEf"}, "missing": {...}, "failing": {...},
          "refresh": {"started": 1700000000, "finished": 1700000100},
          "queued": {"<id>": 1}}
 
 A client's value packs the fetch time with a 32-bit fingerprint of the version last emitted,
 which keeps even a 40-character client ID under 64 bytes of STATE. `refresh` marks the run
 that re-fetches every client, so a run resumed after a crash skips the clients that the
-interrupted run already did; `queued` holds the clients of fetched messages still to fetch.
+interrupted run already did; `queued` holds the clients of fetched messages, which are
+refreshed every run like configured clients. `failing` holds IDs set aside after their
+retries ran out (or their answer was unusable): when, how many runs in a row, and why.
 
 Meltano merges a failed run's partial STATE onto the last complete one key by key, and never
 deletes a key, so an ID may appear both as fetched and as missing: the newer entry wins.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import typing as t
 from dataclasses import dataclass
 
@@ -32,6 +36,9 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 FINGERPRINT_BYTES = 4
+#: A failing ID is tried again after 10 minutes, then 20, 40, ... up to the missing-ID wait.
+FAILING_RETRY_BASE_SECONDS = 600
+_MAX_REASON = 40
 
 
 def fingerprint(body: Mapping[str, t.Any]) -> str:
@@ -54,12 +61,20 @@ def _child_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> 
 def _as_time(value: object) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
     if isinstance(value, str):
         head = value.partition(":")[0]
-        return int(head) if head.isdigit() else None
+        return int(head) if head.isascii() and head.isdigit() else None
     return None
+
+
+def failing_retry_seconds(failures: int, cap: float) -> float:
+    """How long an ID that failed `failures` runs in a row is left alone: doubling, capped."""
+    doublings = min(max(failures, 1) - 1, 32)
+    return max(0.0, min(cap, FAILING_RETRY_BASE_SECONDS * 2.0**doublings))
 
 
 class IdState:
@@ -68,6 +83,9 @@ class IdState:
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
         self._fetched = _child_map(bookmark, "fetched", logger)
         self._missing = _child_map(bookmark, "missing", logger)
+        # Added to the bookmark only once an ID fails, so most STATE never carries it.
+        self._bookmark = bookmark
+        self._failing = _child_map(bookmark, "failing", logger) if "failing" in bookmark else {}
 
     def __len__(self) -> int:
         return len(self._fetched)
@@ -91,14 +109,42 @@ class IdState:
         fetched = self.fetched_at(record_id)
         return missing if fetched is None or missing > fetched else None
 
+    def failing_at(self, record_id: str) -> int | None:
+        """When the ID was last set aside as failing, unless it was fetched or missing since."""
+        failed = _as_time(self._failing.get(record_id))
+        if failed is None:
+            return None
+        since = max(self.fetched_at(record_id) or -1, _as_time(self._missing.get(record_id)) or -1)
+        return failed if failed > since else None
+
+    def failures(self, record_id: str) -> int:
+        """How many runs in a row set the ID aside (0 when it is not failing)."""
+        if self.failing_at(record_id) is None:
+            return 0
+        count = str(self._failing[record_id]).split(":", 2)[1:2]
+        return int(count[0]) if count and count[0].isascii() and count[0].isdigit() else 1
+
     def mark_fetched(self, record_id: str, now: int, fingerprint: str | None = None) -> None:
         """Record a successful fetch; a fingerprint is stored with clients."""
         self._fetched[record_id] = now if fingerprint is None else f"{now}:{fingerprint}"
         self._missing.pop(record_id, None)
+        self._failing.pop(record_id, None)
 
     def mark_missing(self, record_id: str, now: int) -> None:
         """Record a 404. A client's last fingerprint is kept, so an unchanged return is quiet."""
         self._missing[record_id] = now
+        self._failing.pop(record_id, None)
+
+    def mark_failing(self, record_id: str, now: int, reason: str) -> int:
+        """Set the ID aside after its retries ran out; return how many runs in a row failed."""
+        failures = self.failures(record_id) + 1
+        self._failing[record_id] = f"{now}:{failures}:{reason[:_MAX_REASON]}"
+        self._bookmark["failing"] = self._failing
+        return failures
+
+    def clear_failing(self, record_id: str) -> None:
+        """Forget that the ID is failing (a systemic failure was not its fault)."""
+        self._failing.pop(record_id, None)
 
 
 class RefreshRun:
@@ -124,16 +170,15 @@ class RefreshRun:
         return started
 
     def finish(self, now: float) -> None:
-        """Mark the refresh complete; the queue has been worked off."""
+        """Mark the refresh complete."""
         self._marks["finished"] = max(int(now), _as_time(self._marks.get("started")) or 0)
-        self._queued.clear()
 
     def queue(self, client_id: str) -> None:
-        """Ask the next clients sync to fetch this client."""
+        """Have every clients sync from now on fetch this client (the client of a message)."""
         self._queued.setdefault(client_id, 1)
 
     def queued(self) -> list[str]:
-        """Queued client IDs, in the order they were queued."""
+        """The clients of messages, in the order they were first queued."""
         return list(self._queued)
 
 
@@ -144,6 +189,7 @@ class Plan:
     to_fetch: list[str]
     already_fetched: int = 0
     missing_not_due: int = 0
+    failing_not_due: int = 0
     done_in_this_refresh: int = 0
 
 
@@ -159,18 +205,25 @@ def plan_fetches(
 
     With `refresh_started` (clients), every ID is fetched again unless the refresh that began
     then has already done it; without it (messages), an ID once fetched is never fetched again.
-    A missing ID is tried again only `missing_retry_seconds` after its last 404.
+    A missing ID is tried again only `missing_retry_seconds` after its last 404; a failing
+    one after `failing_retry_seconds`, which grows with each failed run up to that.
     """
     plan = Plan(to_fetch=[])
     for record_id in record_ids:
         fetched = state.fetched_at(record_id)
         missing = state.missing_at(record_id)
+        failing = state.failing_at(record_id)
         if refresh_started is None:
             if fetched is not None:
                 plan.already_fetched += 1
                 continue
-        elif max(fetched or 0, missing or 0) >= refresh_started:
+        elif max(fetched or 0, missing or 0, failing or 0) >= refresh_started:
             plan.done_in_this_refresh += 1
+            continue
+        if failing is not None and now - failing < failing_retry_seconds(
+            state.failures(record_id), missing_retry_seconds
+        ):
+            plan.failing_not_due += 1
             continue
         if (
             missing is not None

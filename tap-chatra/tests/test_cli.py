@@ -39,6 +39,7 @@ def test_about_json_documents_every_setting_and_marks_secrets(kit) -> None:
     assert {name for name, schema in properties.items() if schema.get("secret")} == {
         "api_key_pair",
         "private_key",
+        "rate_limit_store",  # a postgresql:// URL may hold a password
     }
     assert properties["fetch_message_clients"]["default"] is True
     assert properties["state_flush_seconds"]["default"] == 10
@@ -167,4 +168,7 @@ def test_cli_sync_gives_valid_singer_output_and_resumes_from_state(
     second = kit.cli(config=config, state=first.last_state)
     assert second.returncode == 0, second.stderr
     assert kit.parse(second.stdout).records("messages") == []
-    assert chatra_sandbox.request_log() == []
+    assert kit.parse(second.stdout).records("clients") == []
+    # Messages are fetched once ever; their clients are refreshed every run, and unchanged.
+    assert {entry["resource"] for entry in chatra_sandbox.request_log()} == {"clients"}
+    assert sorted(kit.gets(chatra_sandbox, "clients")) == sorted(first.ids("clients"))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from contextlib import redirect_stdout
+
+from singer_sdk.plugin_base import PluginBase
 
 from tap_chatra.tap import TapChatra
 
@@ -72,3 +75,21 @@ def test_discovery_needs_no_keys() -> None:
         "pushed_messages",
         "clients",
     ]
+
+
+def test_the_sdk_signal_handlers_are_replaced(monkeypatch) -> None:
+    # TapChatra overrides the SDK's private `_setup_signal_handlers`: the SDK's handler exits 0
+    # wherever SIGTERM lands. Check the SDK still installs its handlers through that hook,
+    # from PluginBase.__init__, and that TapChatra's version installs none.
+    installed: list[int] = []
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.append(signum))
+    called: list[bool] = []
+    original = TapChatra._setup_signal_handlers
+    monkeypatch.setattr(
+        TapChatra, "_setup_signal_handlers", lambda self: called.append(True) or original(self)
+    )
+    tap = TapChatra(config=CONFIG)
+    assert called == [True]
+    assert installed == []
+    PluginBase._setup_signal_handlers(tap)
+    assert set(installed) == {signal.SIGINT, signal.SIGTERM}

@@ -155,7 +155,8 @@ def test_refresh_run_starts_after_the_previous_one_and_resumes_an_interrupted_on
     assert refresh.queued() == ["c1"]
     assert refresh.start(1005.0) == 1000  # not finished: resumed
     refresh.finish(1000.9)
-    assert bookmark == {"refresh": {"started": 1000, "finished": 1000}, "queued": {}}
+    # The clients of messages stay queued: every later refresh fetches them too.
+    assert bookmark == {"refresh": {"started": 1000, "finished": 1000}, "queued": {"c1": 1}}
     # A new run in the same second must not take the old refresh's clients for its own.
     assert refresh.start(1000.95) == 1001
 
@@ -208,11 +209,36 @@ def test_in_order_reports_errors_in_place_and_keeps_at_most_ahead_plus_one_submi
         pairs = in_order(pool, ["x", "bad", "y", "z"], start, ahead=1)
         _, first = next(pairs)
         assert first.result() == "x"
-        assert submitted == ["x", "bad"]
+        assert submitted == ["x"]  # the first call goes out alone
         item, failed = next(pairs)
         assert item == "bad"
+        assert submitted == ["x", "bad", "y"]
         with pytest.raises(ValueError, match="bad"):
             failed.result()
+
+
+def test_in_order_fans_out_only_once_the_first_call_has_answered() -> None:
+    submitted: list[str] = []
+    answer = threading.Event()
+    with WorkerPool(4, name="test") as pool:
+
+        def start(item: str):
+            submitted.append(item)
+
+            def call() -> str:
+                answer.wait(5)
+                return item
+
+            return call
+
+        pairs = in_order(pool, ["a", "b", "c", "d", "e"], start, ahead=4)
+        _, first = next(pairs)
+        time.sleep(0.05)
+        assert submitted == ["a"]
+        answer.set()
+        assert first.result() == "a"
+        next(pairs)
+        assert submitted == ["a", "b", "c", "d", "e"]
 
 
 def test_closing_the_pool_cancels_queued_jobs_and_interrupts_sleeps() -> None:

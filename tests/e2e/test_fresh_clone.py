@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pytest
 
-from tests.conftest import REPO_ROOT, new_database
+from conftest import REPO_ROOT, PostgresDatabase
 from tests.e2e.conftest import MeltanoProject
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from chatra_sandbox import SandboxServer
-    from tests.conftest import PostgresDatabase, PostgresServer
+    from conftest import PostgresServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -59,8 +59,8 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory, meltano: MeltanoProjec
 @pytest.fixture
 def own_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
     """A database of its own for one environment's run."""
-    with new_database(postgres_server, "fresh_clone") as database:
-        yield database
+    with postgres_server.scratch_database("fresh_clone") as name:
+        yield PostgresDatabase(postgres_server, name)
 
 
 def outreach_rows(database: PostgresDatabase, clients: list[str], environment: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""A PostgreSQL server for the end-to-end tests.
+"""A PostgreSQL server for every test suite of the repository (hence at its root).
 
 Order of preference: the server that answers on 127.0.0.1:5432 (trust auth as user
 `postgres` on the project's machines and in CI's service container), else a throwaway
@@ -30,7 +30,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent
 #: Every installable package: each folder of the repository with a pyproject.toml.
 PACKAGES = tuple(sorted(path.parent.name for path in REPO_ROOT.glob("*/pyproject.toml")))
 DEFAULT_HOST = "127.0.0.1"
@@ -57,6 +57,22 @@ class PostgresServer:
             connect_timeout=5,
             autocommit=True,
         )
+
+    @contextlib.contextmanager
+    def scratch_database(self, prefix: str) -> Iterator[str]:
+        """A new database named `prefix` plus a random suffix; dropped at the end."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            with self.connect() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def url(self, dbname: str) -> str:
+        """The `postgresql://` URL of a database on this server (trust authentication)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
 
 
 @dataclass(frozen=True)
@@ -181,24 +197,11 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
-@contextlib.contextmanager
-def new_database(server: PostgresServer, prefix: str) -> Iterator[PostgresDatabase]:
-    """A database with a unique name starting with `prefix`, dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with server.connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PostgresDatabase(server, name)
-    finally:
-        with server.connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="session")
 def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
     """A database of its own for this test session, dropped afterwards."""
-    with new_database(postgres_server, "chatra_e2e") as database:
-        yield database
+    with postgres_server.scratch_database("chatra_e2e") as name:
+        yield PostgresDatabase(postgres_server, name)
 
 
 def package_metadata(package: str) -> dict[str, Any]:
