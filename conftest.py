@@ -5,8 +5,6 @@ Order of preference: the server that answers on 127.0.0.1:5432 (trust auth as us
 cluster started with `initdb`/`pg_ctl` (as an unprivileged user when running as root, since
 PostgreSQL refuses to run as root), else the tests that need it are skipped with the reason.
 Each test session works in its own database, dropped at the end.
-
-Also the wheels and sdists of every package, built once a session for the packaging tests.
 """
 
 from __future__ import annotations
@@ -16,13 +14,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -30,9 +26,6 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-REPO_ROOT = Path(__file__).resolve().parent
-#: Every installable package: each folder of the repository with a pyproject.toml.
-PACKAGES = tuple(sorted(path.parent.name for path in REPO_ROOT.glob("*/pyproject.toml")))
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5432
 DEFAULT_USER = "postgres"
@@ -200,37 +193,18 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
     """A database of its own for this test session, dropped afterwards."""
-    with postgres_server.scratch_database("chatra_e2e") as name:
+    name = f"chatra_e2e_{uuid.uuid4().hex[:12]}"
+    with postgres_server.connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
         yield PostgresDatabase(postgres_server, name)
+    finally:
+        with postgres_server.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def package_metadata(package: str) -> dict[str, Any]:
-    """The `[project]` table of a package's pyproject.toml."""
-    with (REPO_ROOT / package / "pyproject.toml").open("rb") as file:
-        found: dict[str, Any] = tomllib.load(file)["project"]
-    return found
-
-
-@pytest.fixture(scope="session")
-def built_dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the wheel and the sdist of every package, as `python -m build` makes them.
-
-    `--no-isolation` builds with this virtualenv's pinned hatchling instead of downloading one
-    per package. The release workflow builds isolated, once, and names the folder of those
-    files in CHATRA_DIST_DIR so that the tests check exactly what it publishes.
-    """
-    given = os.environ.get("CHATRA_DIST_DIR")
-    if given:
-        return Path(given)
-    folder = tmp_path_factory.mktemp("dist")
-    for package in PACKAGES:
-        result = subprocess.run(
-            [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(folder)],
-            cwd=REPO_ROOT / package,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, f"building {package} failed:\n{result.stdout}{result.stderr}"
-    return folder
+@pytest.fixture
+def scratch_postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
+    """A database of its own for one test, dropped afterwards."""
+    with postgres_server.scratch_database("chatra_test") as name:
+        yield PostgresDatabase(postgres_server, name)

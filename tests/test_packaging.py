@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from conftest import PACKAGES, REPO_ROOT
-from conftest import package_metadata as project
+from tests.conftest import PACKAGES, REPO_ROOT
+from tests.conftest import package_metadata as project
 
 PLUGINS = ("tap-chatra", "target-chatra-push")
 

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 import duckdb
 import pytest
 
-from conftest import REPO_ROOT, PostgresDatabase
+from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import MeltanoProject
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from chatra_sandbox import SandboxServer
-    from conftest import PostgresServer
+    from conftest import PostgresDatabase
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -54,13 +54,6 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory, meltano: MeltanoProjec
         (folder / ".meltano").mkdir(exist_ok=True)
         (folder / ".meltano" / plugin_type).symlink_to(meltano.root / ".meltano" / plugin_type)
     return folder
-
-
-@pytest.fixture
-def own_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
-    """A database of its own for one environment's run."""
-    with postgres_server.scratch_database("fresh_clone") as name:
-        yield PostgresDatabase(postgres_server, name)
 
 
 def outreach_rows(database: PostgresDatabase, clients: list[str], environment: str) -> list[str]:
@@ -89,7 +82,7 @@ def test_every_job_runs_from_a_fresh_clone(
     environment: str,
     fresh_clone: Path,
     meltano: MeltanoProject,
-    own_database: PostgresDatabase,
+    scratch_postgres_database: PostgresDatabase,
     chatra_sandbox_factory: Callable[..., SandboxServer],
     tmp_path: Path,
 ) -> None:
@@ -99,11 +92,11 @@ def test_every_job_runs_from_a_fresh_clone(
     clients = sandbox.ids("clients")
     # What the tap loads: the IDs before target-chatra-push adds pushed messages of its own.
     expected = {table: sorted(sandbox.ids(table)) for table in TABLES}
-    postgres_texts = outreach_rows(own_database, clients[:2], environment)
+    postgres_texts = outreach_rows(scratch_postgres_database, clients[:2], environment)
     jsonl_path, jsonl_texts = jsonl_rows(tmp_path, clients[2:], environment)
     env = {
-        **own_database.env("TAP_POSTGRES"),
-        **own_database.env("TARGET_POSTGRES"),
+        **scratch_postgres_database.env("TAP_POSTGRES"),
+        **scratch_postgres_database.env("TARGET_POSTGRES"),
         "TAP_JSONL_PATH": str(jsonl_path),
         "TAP_JSONL_STREAM_NAME": "welcome_jsonl",
         "TAP_JSONL_PRIMARY_KEYS": '["id"]',
@@ -133,7 +126,7 @@ def test_every_job_runs_from_a_fresh_clone(
         for table in TABLES:
             rows = conn.execute(f"SELECT id FROM chatra.{table}").fetchall()
             assert sorted(row[0] for row in rows) == expected[table]
-    with own_database.connect() as conn:
+    with scratch_postgres_database.connect() as conn:
         for table in TABLES:
             (count,) = conn.execute(f"SELECT count(*) FROM chatra.{table}").fetchone() or (0,)
             assert count == len(expected[table])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, package_metadata
+from tests.conftest import REPO_ROOT, package_metadata
 from tests.e2e.conftest import BIN, MeltanoProject, isolated_environ
 
 if TYPE_CHECKING:
