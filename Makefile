@@ -48,5 +48,6 @@ soak: install
 constraints: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
 
+# output/dev/ and output/prod/ stay (only their contents go): target-duckdb needs them.
 clean:
-	rm -rf $(VENV) .meltano .chatra-push output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .meltano .chatra-push output/demo output/dev/* output/prod/* .pytest_cache .mypy_cache .ruff_cache

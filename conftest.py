@@ -258,3 +258,10 @@ def webhook_inbox_factory() -> Iterator[Callable[[str], WebhookInbox]]:
     for inbox in started:
         inbox.process.terminate()
         inbox.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def scratch_postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
+    """A database of its own for one test, dropped afterwards."""
+    with postgres_server.scratch_database("chatra_test") as name:
+        yield PostgresDatabase(postgres_server, name)

@@ -1,4 +1,4 @@
-"""README.md's settings tables and meltano.yml's plugin settings match the plugins themselves."""
+"""README.md's settings tables, meltano.yml's plugin settings and hub/ match the plugins."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", ["settings_tables.py", "meltano_settings.py"])
+@pytest.mark.parametrize(
+    "script", ["settings_tables.py", "meltano_settings.py", "hub_definitions.py"]
+)
 def test_generated_docs_are_current(script: str) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / script), "--check"],

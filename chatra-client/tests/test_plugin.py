@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 import pytest
@@ -37,10 +38,11 @@ class SettingsOnlyTap(ChatraPlugin, Tap):
     ("content", "expected"),
     [
         (None, "does not exist"),
-        ("api_key_pair: not json\n", "is not JSON (Expecting value at line 1)"),
-        ('{\n  "api_key_pair": "a:b",\n}', "at line 3)"),
-        ('["a:b"]', "must hold a JSON object"),
-        (b"\xff\xfe{}", "cannot be read (it is not UTF-8 text)"),
+        ("api_key_pair: not json\n", r"is not JSON \(.+ at line 1\)"),
+        # Python 3.13's decoder stops at the comma (line 2), older ones at the brace (line 3).
+        ('{\n  "api_key_pair": "a:b",\n}', r"is not JSON \(.+ at line [23]\)"),
+        ('["a:b"]', r"must hold a JSON object"),
+        (b"\xff\xfe{}", r"cannot be read \(it is not UTF-8 text\)"),
     ],
     ids=["missing", "yaml", "trailing-comma", "array", "not-utf8"],
 )
@@ -54,7 +56,7 @@ def test_config_file_problem_says_what_is_wrong(
         path.write_text(content, encoding="utf-8")
     problem = config_file_problem(path)
     assert problem is not None
-    assert expected in problem
+    assert re.search(expected, problem), problem
     assert str(path) in problem
 
 

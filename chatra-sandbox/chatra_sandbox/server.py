@@ -56,6 +56,7 @@ class _QuickServer(uvicorn.Server):
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         # uvicorn's own shutdown, minus its fixed 0.1 s sleeps and the lifespan shutdown
         # (lifespan is off): close listeners, close idle connections, let answers finish.
+        await self._settle_accepted_connections()
         for server in self.servers:
             server.close()
         for sock in sockets or []:
@@ -70,6 +71,23 @@ class _QuickServer(uvicorn.Server):
             task.cancel()
         for server in self.servers:
             await server.wait_closed()
+
+    async def _settle_accepted_connections(self) -> None:
+        """Stop accepting, and let connections already accepted reach uvicorn.
+
+        A connection accepted just before a server closes would otherwise get a transport that
+        the closed server refuses to track and that nobody closes; Python 3.13.0 then crashes
+        in `Server._wakeup` when that transport is garbage collected. After the listeners stop,
+        the first pass of the loop creates the pending transports (while the server still
+        tracks them) and the second runs their `connection_made`, so the connection shutdown
+        below closes them too.
+        """
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
     def request_exit(self) -> None:
         """Ask the server to stop; callable from any thread."""

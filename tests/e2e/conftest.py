@@ -45,6 +45,16 @@ INSTALL_TIMEOUT = 900
 RUN_TIMEOUT = 300
 
 
+def isolated_environ(**extra: str) -> dict[str, str]:
+    """This process's environment without the variables above, plain log output, plus `extra`."""
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k in PASSED_THROUGH or not k.startswith(ISOLATED_PREFIXES)
+    }
+    return {**environ, "MELTANO_CLI_LOG_FORMAT": "uncolored", "NO_COLOR": "1", **extra}
+
+
 @dataclass
 class MeltanoProject:
     """The repository's Meltano project, run in a test-only system database."""
@@ -52,12 +62,13 @@ class MeltanoProject:
     root: Path
     env_file: Path
     base_env: dict[str, str]
+    environment: str = "dev"
 
     def command(self, *args: str) -> list[str]:
-        """The full `meltano` command line (dev environment, no .env) for `args`."""
+        """The full `meltano` command line (in `environment`, no .env) for `args`."""
         return [
             str(BIN / "meltano"),
-            "--environment=dev",
+            f"--environment={self.environment}",
             f"--env-file={self.env_file}",
             *args,
         ]
@@ -141,16 +152,7 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> MeltanoProject:
     folder = tmp_path_factory.mktemp("meltano")
     env_file = folder / "empty.env"
     env_file.write_text("", encoding="utf-8")
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k in PASSED_THROUGH or not k.startswith(ISOLATED_PREFIXES)
-    }
-    base_env.update(
-        MELTANO_DATABASE_URI=f"sqlite:///{folder / 'meltano.db'}",
-        MELTANO_CLI_LOG_FORMAT="uncolored",
-        NO_COLOR="1",
-    )
+    base_env = isolated_environ(MELTANO_DATABASE_URI=f"sqlite:///{folder / 'meltano.db'}")
     project = MeltanoProject(REPO_ROOT, env_file, base_env)
     started = time.monotonic()
     project.run("install", timeout=INSTALL_TIMEOUT)
