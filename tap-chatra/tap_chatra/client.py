@@ -32,6 +32,7 @@ from tap_chatra.errors import FetchFailedError, UnexpectedBodyError
 from tap_chatra.id_state import IdState, Plan, fingerprint, plan_fetches
 from tap_chatra.progress import Periodic, Progress
 from tap_chatra.records import RecordShaper
+from tap_chatra.state_flush import FlushSchedule
 from tap_chatra.workers import WorkerPool, in_order
 
 if t.TYPE_CHECKING:
@@ -146,8 +147,11 @@ class ChatraStream(RESTStream[None]):
         """This stream's per-ID map, inside its STATE bookmark."""
         return IdState(self.stream_state, logger=self.logger)
 
-    def emit_state_now(self) -> None:
+    def emit_state_now(self) -> int:
         """Write a STATE message now; it covers every record written so far.
+
+        Returns the size in bytes of the last STATE written (this one, or the one before if
+        nothing changed since).
 
         The one place that changes SDK behaviour through its internals. The SDK writes STATE
         only every `STATE_MSG_FREQUENCY` (10,000) records and at the end of a stream, and only
@@ -159,6 +163,7 @@ class ChatraStream(RESTStream[None]):
         """
         self.state_manager.is_flushed = False
         self._write_state_message()
+        return self._chatra.state_writer_bytes()
 
     # What to fetch; subclasses add to these.
 
@@ -231,8 +236,8 @@ class ChatraStream(RESTStream[None]):
         progress = Progress(
             self.name, len(plan.to_fetch), self.logger, interval=self._chatra.progress_interval
         )
-        flush_seconds = float(self.config.get("state_flush_seconds", 10))
-        periodic: Periodic[Body] = Periodic(progress, self.emit_state_now, flush_seconds)
+        schedule = FlushSchedule.from_config(self.config)
+        periodic: Periodic[Body] = Periodic(progress, self.emit_state_now, schedule)
         counts: Counter[str] = Counter()
         with WorkerPool(concurrency, name=f"{self.tap_name}-{self.name}") as pool:
             self._pool = pool

@@ -1,22 +1,25 @@
 """Per-ID state inside each stream's STATE bookmark: maps keyed by ID, so every lookup is O(1).
 
 The SDK's own per-partition state is a list scanned linearly for every lookup, which makes a
-100k-ID backfill quadratic; these maps do not. Layout of one bookmark (times in epoch seconds):
+100k-ID backfill quadratic; these maps do not. Layout of one bookmark (see id_map.py):
 
     messages, pushed_messages:
-        {"fetched": {"<id>": 1700000000}, "missing": {"<id>": 1700000000}}
+        {"fetched": {"2026-11-30T02:45": ["<id>", ...]}, "missing": {"<minute>": ["<id>"]}}
     clients:
-        {"fetched": {"<id>": "1700000000:AbCdEf"}, "missing": {...},
+        {"fetched": {"2026-11-30T02:45": {"<id>": "AbCdEf"}}, "missing": {...},
          "refresh": {"started": 1700000000, "finished": 1700000100},
-         "queued": {"<id>": 1}}
+         "queued": ["<id>", ...]}
 
-A client's value packs the fetch time with a 32-bit fingerprint of the version last emitted,
-which keeps even a 40-character client ID under 64 bytes of STATE. `refresh` marks the run
-that re-fetches every client, so a run resumed after a crash skips the clients that the
-interrupted run already did; `queued` holds the clients of fetched messages still to fetch.
+IDs are grouped by the UTC minute of their fetch (or 404); a client carries a 32-bit
+fingerprint of the version last emitted. `refresh` (epoch seconds) marks the run that re-fetches
+every client, so a run resumed after a crash skips the clients that the interrupted run already
+did; `queued` holds the clients of fetched messages still to fetch. The earlier layout, with one
+entry per ID (`{"<id>": 1700000000}`, a client's `"1700000000:AbCdEf"`, `queued` as
+`{"<id>": 1}`), is still read, and written back in this one.
 
 Meltano merges a failed run's partial STATE onto the last complete one key by key, and never
-deletes a key, so an ID may appear both as fetched and as missing: the newer entry wins.
+deletes a key, so an ID may appear twice, or both as fetched and as missing: the newer entry
+wins, and a 404 wins over a fetch in the same minute.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ import hashlib
 import json
 import typing as t
 from dataclasses import dataclass
+
+import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes STATE with it
+
+from tap_chatra.id_map import MINUTE, IdList, IdMap
 
 if t.TYPE_CHECKING:
     import logging
@@ -41,13 +48,17 @@ def fingerprint(body: Mapping[str, t.Any]) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _child_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> dict[str, t.Any]:
+def _plain(value: object) -> object:
+    # A bookmark taken from another tap's live state (in-process use) holds encoded maps.
+    if isinstance(value, simplejson.RawJSON):
+        return json.loads(value.encoded_json)
+    return value
+
+
+def _id_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> IdMap:
     value = bookmark.get(key)
-    if value is None:
-        value = bookmark[key] = {}
-    elif not isinstance(value, dict):
-        logger.warning("STATE key '%s' is not an object; starting it afresh.", key)
-        value = bookmark[key] = {}
+    if not isinstance(value, IdMap):
+        value = bookmark[key] = IdMap.load(_plain(value), name=key, logger=logger)
     return value
 
 
@@ -56,71 +67,84 @@ def _as_time(value: object) -> int | None:
         return None
     if isinstance(value, int | float):
         return int(value)
-    if isinstance(value, str):
-        head = value.partition(":")[0]
-        return int(head) if head.isdigit() else None
     return None
 
 
 class IdState:
-    """When each ID was fetched (with a fingerprint, for clients) or found missing."""
+    """When each ID was fetched (with a fingerprint, for clients) or found missing.
+
+    Times go in and come out as epoch seconds, and are kept to the minute (rounded down).
+    """
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
-        self._fetched = _child_map(bookmark, "fetched", logger)
-        self._missing = _child_map(bookmark, "missing", logger)
+        self._fetched = _id_map(bookmark, "fetched", logger)
+        self._missing = _id_map(bookmark, "missing", logger)
+        # A 404 older than the ID's last fetch says nothing any more (Meltano's merge of a
+        # partial STATE brings such entries back).
+        for record_id in [i for i in self._missing if self.missing_at(i) is None]:
+            self._missing.remove(record_id)
 
     def __len__(self) -> int:
         return len(self._fetched)
 
     def fetched_at(self, record_id: str) -> int | None:
-        """When the ID was last fetched, or None."""
-        return _as_time(self._fetched.get(record_id))
+        """When the ID was last fetched (the start of that minute), or None."""
+        minute = self._fetched.minute(record_id)
+        return None if minute is None else minute * MINUTE
 
     def fingerprint(self, record_id: str) -> str | None:
         """Fingerprint of the version last emitted, or None."""
-        value = self._fetched.get(record_id)
-        if isinstance(value, str) and ":" in value:
-            return value.partition(":")[2]
-        return None
+        return self._fetched.fingerprint(record_id)
 
     def missing_at(self, record_id: str) -> int | None:
-        """When the ID last answered 404, unless it was fetched since."""
-        missing = _as_time(self._missing.get(record_id))
+        """When the ID last answered 404, unless it was fetched in a later minute."""
+        missing = self._missing.minute(record_id)
         if missing is None:
             return None
-        fetched = self.fetched_at(record_id)
-        return missing if fetched is None or missing > fetched else None
+        fetched = self._fetched.minute(record_id)
+        return missing * MINUTE if fetched is None or missing >= fetched else None
 
     def mark_fetched(self, record_id: str, now: int, fingerprint: str | None = None) -> None:
         """Record a successful fetch; a fingerprint is stored with clients."""
-        self._fetched[record_id] = now if fingerprint is None else f"{now}:{fingerprint}"
-        self._missing.pop(record_id, None)
+        self._fetched.put(record_id, now // MINUTE, fingerprint)
+        self._missing.remove(record_id)
 
     def mark_missing(self, record_id: str, now: int) -> None:
         """Record a 404. A client's last fingerprint is kept, so an unchanged return is quiet."""
-        self._missing[record_id] = now
+        self._missing.put(record_id, now // MINUTE)
 
 
 class RefreshRun:
     """The run that re-fetches every client, and the clients queued for it by message streams."""
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
-        self._marks = _child_map(bookmark, "refresh", logger)
-        self._queued = _child_map(bookmark, "queued", logger)
+        marks = _plain(bookmark.get("refresh"))
+        if marks is not None and not isinstance(marks, dict):
+            logger.warning("STATE key 'refresh' is not an object; starting it afresh.")
+        self._marks = bookmark["refresh"] = dict(marks) if isinstance(marks, dict) else {}
+        queued = bookmark.get("queued")
+        if not isinstance(queued, IdList):
+            queued = _plain(queued)
+            if queued is not None and not isinstance(queued, dict | list):
+                logger.warning("STATE key 'queued' is not a list; starting it afresh.")
+            ids = queued if isinstance(queued, dict | list) else ()
+            queued = bookmark["queued"] = IdList(i for i in ids if isinstance(i, str))
+        self._queued = queued
 
     def start(self, now: float) -> int:
         """Start a refresh, or resume one that was interrupted; return when it started.
 
-        Fetch times are whole seconds, so a new refresh starts after the second in which the
-        previous one finished: nothing an earlier refresh did is ever taken for done. (Only
-        when two runs start within one second does that lie a moment ahead; clients fetched
-        meanwhile are stamped with the start.)
+        Fetch times are kept to the minute, so a new refresh starts at a whole minute after
+        the minute in which the previous one finished: nothing an earlier refresh did is ever
+        taken for done. (Only when two runs start within one minute does that lie a moment
+        ahead; clients fetched meanwhile are stamped with the start.)
         """
         started = _as_time(self._marks.get("started"))
         finished = _as_time(self._marks.get("finished"))
         if started is not None and (finished is None or finished < started):
             return started
-        self._marks["started"] = started = max(int(now), (finished or 0) + 1)
+        after_previous = 0 if finished is None else finished // MINUTE + 1
+        self._marks["started"] = started = max(int(now) // MINUTE, after_previous) * MINUTE
         return started
 
     def finish(self, now: float) -> None:
@@ -130,7 +154,7 @@ class RefreshRun:
 
     def queue(self, client_id: str) -> None:
         """Ask the next clients sync to fetch this client."""
-        self._queued.setdefault(client_id, 1)
+        self._queued.add(client_id)
 
     def queued(self) -> list[str]:
         """Queued client IDs, in the order they were queued."""

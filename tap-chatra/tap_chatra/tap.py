@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import sys
 import typing as t
 from functools import cached_property
@@ -18,6 +17,7 @@ from chatra_client.plugin import ChatraPlugin
 from tap_chatra.connection import HttpResources
 from tap_chatra.id_sources import IdLists, IdSourceError, collect_ids
 from tap_chatra.settings import TAP_SETTINGS
+from tap_chatra.state_flush import StateSizeWriter
 from tap_chatra.streams import ClientsStream, MessagesStream, PushedMessagesStream
 
 if t.TYPE_CHECKING:
@@ -49,6 +49,8 @@ class TapChatra(ChatraPlugin, Tap):
 
     #: Seconds between progress lines; a class attribute so tests can shorten it.
     progress_interval: float = 30.0
+    #: The SDK's writer, noting the size of each STATE (the flush schedule needs it).
+    message_writer_class = StateSizeWriter
 
     def __init__(self, *, validate_config: bool = True, **kwargs: t.Any) -> None:
         super().__init__(validate_config=validate_config, **kwargs)
@@ -78,11 +80,10 @@ class TapChatra(ChatraPlugin, Tap):
         """How long an ID that answered 404 is left alone."""
         return float(self.config.get("missing_retry_hours", 24)) * 3600
 
-    @override
-    def load_state(self, state: dict[str, t.Any]) -> None:
-        # The SDK keeps references into the given dict and the per-ID maps change in place; a
-        # copy keeps a caller's state (an in-process user's, a test's) as it was given.
-        super().load_state(copy.deepcopy(state))
+    def state_writer_bytes(self) -> int:
+        """Size in bytes of the last STATE message written."""
+        writer = self.message_writer
+        return writer.last_state_bytes if isinstance(writer, StateSizeWriter) else 0
 
     @override
     def discover_streams(self) -> list[Stream]:

@@ -26,8 +26,8 @@ def test_emit_state_now_writes_state_changed_without_a_record() -> None:
         stream.emit_state_now()
     states = [json.loads(line)["value"] for line in out.getvalue().splitlines()]
     assert len(states) == 3 - 1
-    assert states[0]["bookmarks"]["messages"]["missing"] == {"gone": 1_700_000_000}
-    assert states[1]["bookmarks"]["messages"]["fetched"] == {"here": 1_700_000_001}
+    assert states[0]["bookmarks"]["messages"]["missing"] == {"2023-11-14T22:13": ["gone"]}
+    assert states[1]["bookmarks"]["messages"]["fetched"] == {"2023-11-14T22:13": ["here"]}
 
 
 def test_streams_sync_in_dependency_order_not_by_name() -> None:
