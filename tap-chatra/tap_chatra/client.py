@@ -147,6 +147,10 @@ class ChatraStream(RESTStream[None]):
         """This stream's per-ID map, inside its STATE bookmark."""
         return IdState(self.stream_state, logger=self.logger)
 
+    def read_id_state(self) -> None:
+        """Read this stream's per-ID state from its bookmark now rather than when first used."""
+        _ = self.id_state
+
     def emit_state_now(self) -> int:
         """Write a STATE message now; it covers every record written so far.
 

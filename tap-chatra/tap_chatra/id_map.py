@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import typing as t
-from itertools import chain
+from functools import partial
+from itertools import chain, compress, repeat
 
 import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes STATE with it
 
@@ -84,20 +86,37 @@ def read_ids(value: object) -> dict[str, tuple[int, str | None]]:
 
 def _entries(value: object) -> Iterable[tuple[str, int, str | None]]:
     """(ID, minute, fingerprint) for every readable entry of a map, in either layout."""
+    for minute, ids, fps in _groups(value):
+        yield from ((record_id, minute, fps.get(record_id)) for record_id in ids)
+
+
+def _groups(value: object) -> list[tuple[int, list[str], dict[str, str]]]:
+    """(minute, IDs, fingerprints) of every readable group of a map, oldest first.
+
+    An entry of the earlier layout becomes part of the group of its minute.
+    """
     if not isinstance(value, dict):
-        return
+        return []
+    groups: list[tuple[int, list[str], dict[str, str]]] = []
+    legacy: dict[int, tuple[list[str], dict[str, str]]] = {}
     for key, item in value.items():
         if isinstance(item, list | dict):
             minute = parse_minute_key(key)
             if minute is None:
                 continue
             if isinstance(item, list):
-                yield from ((i, minute, None) for i in item if isinstance(i, str))
+                groups.append((minute, [i for i in item if isinstance(i, str)], {}))
             else:
-                for record_id, fp in item.items():
-                    yield record_id, minute, fp if isinstance(fp, str) and fp else None
-        elif (legacy := _legacy_entry(item)) is not None:
-            yield key, legacy[0] // MINUTE, legacy[1]
+                fps = {i: fp for i, fp in item.items() if isinstance(fp, str) and fp}
+                groups.append((minute, list(item), fps))
+        elif (entry := _legacy_entry(item)) is not None:
+            ids, fps = legacy.setdefault(entry[0] // MINUTE, ([], {}))
+            ids.append(key)
+            if entry[1]:
+                fps[key] = entry[1]
+    groups.extend((minute, ids, fps) for minute, (ids, fps) in legacy.items())
+    groups.sort(key=lambda group: group[0])
+    return groups
 
 
 class FrozenMap(simplejson.RawJSON):
@@ -146,10 +165,15 @@ class IdMap(simplejson.RawJSON):
         if not isinstance(value, dict):
             logger.warning("STATE key '%s' is not an object; starting it afresh.", name)
             return loaded
-        for record_id, minute, fp in _entries(value):
-            current = loaded._minute_of.get(record_id)
-            if current is None or current <= minute:
-                loaded.put(record_id, minute, fp)
+        # Oldest first, so that a newer entry of an ID replaces an older one.
+        for minute, ids, fps in _groups(value):
+            shared = loaded._minutes.setdefault(minute, minute)
+            loaded._minute_of.update(dict.fromkeys(ids, shared))
+            if loaded._fingerprint_of:
+                for record_id in ids:
+                    loaded._fingerprint_of.pop(record_id, None)
+            loaded._fingerprint_of.update(fps)
+            loaded._changed.setdefault(shared, []).extend(ids)
         return loaded
 
     def __len__(self) -> int:
@@ -195,16 +219,16 @@ class IdMap(simplejson.RawJSON):
         """The fragment of one minute: its earlier members still there, then the new ones."""
         fragment = self._fragments.get(minute)
         earlier: Iterable[str] = json.loads("{" + fragment + "}").popitem()[1] if fragment else ()
-        members = [
-            record_id
-            for record_id in dict.fromkeys(chain(earlier, added))
-            if self._minute_of.get(record_id) == minute
-        ]
+        # Only the IDs whose entry is still this minute (C-level loops: a minute can hold
+        # a million IDs after an import).
+        candidates = list(dict.fromkeys(chain(earlier, added)))
+        here = map(partial(operator.eq, minute), map(self._minute_of.get, candidates))
+        members = list(compress(candidates, here))
         if not members:
             return None
-        if any(record_id in self._fingerprint_of for record_id in members):
-            fps = self._fingerprint_of
-            body = _dumps({record_id: fps.get(record_id, "") for record_id in members})
+        fps = self._fingerprint_of
+        if fps and any(map(fps.__contains__, members)):
+            body = _dumps(dict(zip(members, map(fps.get, members, repeat("")), strict=True)))
         else:
             body = _dumps(members)
         return _dumps(minute_key(minute)) + ":" + body

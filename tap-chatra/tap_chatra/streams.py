@@ -54,6 +54,11 @@ class ClientsStream(ChatraStream):
         return RefreshRun(self.stream_state, logger=self.logger)
 
     @override
+    def read_id_state(self) -> None:
+        super().read_id_state()
+        _ = self.refresh_run
+
+    @override
     def source_ids(self) -> list[str]:
         configured = super().source_ids()
         return list(dict.fromkeys([*configured, *self.refresh_run.queued()]))

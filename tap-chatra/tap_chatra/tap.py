@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from chatra_client import ChatraClient, ChatraError, ConnectionSettings, connection_properties
 from chatra_client.plugin import ChatraPlugin
+from tap_chatra.client import ChatraStream
 from tap_chatra.connection import HttpResources
 from tap_chatra.id_sources import IdLists, IdSourceError, collect_ids
 from tap_chatra.settings import TAP_SETTINGS
@@ -84,6 +85,21 @@ class TapChatra(ChatraPlugin, Tap):
         """Size in bytes of the last STATE message written."""
         writer = self.message_writer
         return writer.last_state_bytes if isinstance(writer, StateSizeWriter) else 0
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        super().load_state(state)
+        # The SDK writes the STATE it was given when the sync starts: reading the per-ID maps
+        # now means that STATE is already in their compact, cached encoding, and the parsed
+        # JSON is let go. (The given dict is only read: see id_state.py.)
+        bookmarks = state.get("bookmarks")
+        for name, stream in self.streams.items():
+            if (
+                isinstance(stream, ChatraStream)
+                and isinstance(bookmarks, dict)
+                and name in bookmarks
+            ):
+                stream.read_id_state()
 
     @override
     def discover_streams(self) -> list[Stream]:
