@@ -241,7 +241,9 @@ class ChatraStream(RESTStream[None]):
             self.name, len(plan.to_fetch), self.logger, interval=self._chatra.progress_interval
         )
         schedule = FlushSchedule.from_config(self.config)
-        periodic: Periodic[Body] = Periodic(progress, self.emit_state_now, schedule)
+        periodic: Periodic[Body] = Periodic(
+            progress, self.emit_state_now, schedule, state_bytes=self._chatra.state_writer_bytes()
+        )
         counts: Counter[str] = Counter()
         with WorkerPool(concurrency, name=f"{self.tap_name}-{self.name}") as pool:
             self._pool = pool

@@ -79,7 +79,7 @@ class Periodic(t.Generic[R]):
     """STATE as the schedule says and a progress line now and then, even while waiting.
 
     `flush` writes a STATE and returns its size in bytes, from which the schedule sets the
-    time of the next one.
+    time of the next one; the first one is timed by `state_bytes`, the last STATE's size.
     """
 
     def __init__(
@@ -88,13 +88,14 @@ class Periodic(t.Generic[R]):
         flush: Callable[[], int],
         schedule: FlushSchedule,
         *,
+        state_bytes: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._progress = progress
         self._flush = flush
         self._schedule = schedule
         self._clock = clock
-        self._next_flush = clock() + schedule.min_seconds
+        self._next_flush = clock() + schedule.interval(state_bytes)
 
     def due_in(self) -> float:
         """Seconds until a STATE or a progress line is due."""
