@@ -27,6 +27,10 @@ class Sizes:
     # Seconds a plugin gets to start before a window's first request; the window is measured
     # from the first request the sandbox sees, so start-up is never counted in a rate.
     startup_margin: float = 6.0
+    # Item 7: IDs of the simulated backfill; item 8: IDs in state, of which new.
+    state_sim_ids: int = 100_000
+    million_ids: int = 1_000_000
+    million_new: int = 2_000
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -40,6 +44,9 @@ class Sizes:
             rpm=600.0,
             latency_ms=50.0,
             startup_margin=3.0,
+            state_sim_ids=2_000,
+            million_ids=20_000,
+            million_new=200,
         )
 
 

@@ -27,7 +27,7 @@ if __package__ in {None, ""}:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import report as reporting
-from bench import tap_bench, target_bench
+from bench import state_bench, tap_bench, target_bench
 from bench.context import Context, Sizes
 
 if t.TYPE_CHECKING:
@@ -43,6 +43,8 @@ WINDOWED: list[Bench] = [
 SEQUENTIAL: list[Bench] = [
     ("1,3", tap_bench.overhead_and_scaling),
     ("4", target_bench.throughput),
+    ("7", state_bench.volume),
+    ("8", state_bench.million),
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
