@@ -78,7 +78,7 @@ TAP_SETTINGS = th.PropertiesList(
     th.Property(
         "state_bytes_per_hour",
         th.IntegerType,
-        default=10_000_000,
+        default=5_000_000,
         minimum=0,
         title="STATE bytes per hour",
         description=(
@@ -88,7 +88,7 @@ TAP_SETTINGS = th.PropertiesList(
             "state_max_flush_seconds, which wins: more bytes an hour mean less work lost to a "
             "kill, fewer mean less written to the state backend. 0 keeps state_flush_seconds."
         ),
-        examples=[10_000_000, 50_000_000],
+        examples=[5_000_000, 50_000_000],
     ),
     th.Property(
         "state_max_flush_seconds",

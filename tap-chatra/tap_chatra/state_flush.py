@@ -39,7 +39,7 @@ class FlushSchedule:
         return cls(
             min_seconds=float(config.get("state_flush_seconds", 10)),
             max_seconds=float(config.get("state_max_flush_seconds", 300)),
-            bytes_per_hour=float(config.get("state_bytes_per_hour", 10_000_000)),
+            bytes_per_hour=float(config.get("state_bytes_per_hour", 5_000_000)),
         )
 
     def interval(self, state_bytes: int) -> float:
