@@ -204,7 +204,7 @@ def million(ctx: Context) -> None:
         fresh = sandbox.ids("messages")
         rates: dict[str, float] = {}
         for name, known in (("empty state", None), (f"{n - new:,} IDs in state", state)):
-            run_dir = ctx.folder(f"state-million/{name.split()[0]}")
+            run_dir = ctx.folder(f"state-million/{'fresh' if known is None else 'known'}")
             listed = fresh if known is None else [*ids, *fresh]
             run_ids = write_lines(run_dir / "ids.txt", listed)
             sandbox.reset_log()

@@ -32,7 +32,7 @@ import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes ST
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 MINUTE = 60
 _KEY_FORMAT = "%Y-%m-%dT%H:%M"
@@ -119,6 +119,15 @@ def _groups(value: object) -> list[tuple[int, list[str], dict[str, str]]]:
     return groups
 
 
+def _joined(opening: str, parts: tuple[str, ...], closing: str) -> Iterator[str]:
+    yield opening
+    for position, part in enumerate(parts):
+        if position:
+            yield ","
+        yield part
+    yield closing
+
+
 class FrozenMap(simplejson.RawJSON):
     """A map as it was at one moment: its encoded fragments, shared with the live map."""
 
@@ -129,6 +138,10 @@ class FrozenMap(simplejson.RawJSON):
     def encoded_json(self) -> str:
         """The map as a JSON object."""
         return "{" + ",".join(self.fragments) + "}"
+
+    def pieces(self) -> Iterator[str]:
+        """`encoded_json` in pieces, so a large map is written without being joined."""
+        return _joined("{", self.fragments, "}")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, FrozenMap | IdMap):
@@ -335,6 +348,10 @@ class FrozenList(simplejson.RawJSON):
     def encoded_json(self) -> str:
         """The IDs as a JSON list."""
         return "[" + ",".join(self.chunks) + "]"
+
+    def pieces(self) -> Iterator[str]:
+        """`encoded_json` in pieces, so a long list is written without being joined."""
+        return _joined("[", self.chunks, "]")
 
     def frozen(self) -> FrozenList:
         """Itself: it does not change."""

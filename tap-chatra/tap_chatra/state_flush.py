@@ -16,9 +16,14 @@ from dataclasses import dataclass
 
 from singer_sdk.io_base import SingerWriter
 from singer_sdk.singerlib import StateMessage
+from singer_sdk.singerlib.json import serialize_json
 from typing_extensions import override
 
+from tap_chatra.id_map import FrozenList, FrozenMap, IdList, IdMap
+
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from singer_sdk.singerlib import Message
 
 #: From this size on, each STATE is logged with its size.
@@ -48,8 +53,29 @@ class FlushSchedule:
         return max(self.min_seconds, min(self.max_seconds, within_budget))
 
 
+def state_pieces(value: object) -> Iterator[str]:
+    """A STATE message (as a dict) as JSON, in pieces: the per-ID maps are never joined.
+
+    The same JSON as the SDK's writer makes: its serializer for everything but the maps.
+    """
+    if isinstance(value, IdMap | FrozenMap | IdList | FrozenList):
+        yield from value.frozen().pieces()
+    elif isinstance(value, dict):
+        yield "{"
+        for position, (key, item) in enumerate(value.items()):
+            yield ("," if position else "") + serialize_json(str(key)) + ":"
+            yield from state_pieces(item)
+        yield "}"
+    else:
+        yield serialize_json(value)
+
+
 class StateSizeWriter(SingerWriter):
-    """The SDK's writer, noting the size of each STATE and logging it once it passes 1 MB."""
+    """The SDK's writer, but STATE goes out in pieces, its size noted, and logged above 1 MB.
+
+    A STATE holds every ID; joined into one string, then one line, it would briefly take two
+    more copies of itself (40 MB at a million IDs).
+    """
 
     logger = logging.getLogger("tap-chatra")
 
@@ -63,10 +89,13 @@ class StateSizeWriter(SingerWriter):
         if not isinstance(message, StateMessage):
             super().write_message(message)
             return
-        line = self.format_message(message)
-        # The SDK's JSON escapes every non-ASCII character, so characters are bytes.
-        self.last_state_bytes = len(line) + 1
-        sys.stdout.write(line + "\n")
+        size = 0
+        for piece in state_pieces(message.to_dict()):
+            sys.stdout.write(piece)
+            # The SDK's JSON escapes every non-ASCII character, so characters are bytes.
+            size += len(piece)
+        sys.stdout.write("\n")
         sys.stdout.flush()
+        self.last_state_bytes = size + 1
         if self.last_state_bytes >= LOGGED_STATE_BYTES:
             self.logger.info("STATE written: %.1f MB.", self.last_state_bytes / 1e6)

@@ -10,10 +10,12 @@ from contextlib import redirect_stdout
 
 import pytest
 from singer_sdk.singerlib import StateMessage
+from singer_sdk.singerlib.json import serialize_json
 
 from tap_chatra.id_map import read_ids
 from tap_chatra.progress import Periodic, Progress
-from tap_chatra.state_flush import FlushSchedule, StateSizeWriter
+from tap_chatra.state_flush import FlushSchedule, StateSizeWriter, state_pieces
+from tap_chatra.tap import TapChatra
 
 LOGGER = logging.getLogger("tap-chatra.volume")
 
@@ -61,6 +63,24 @@ def test_a_state_over_one_megabyte_is_logged_with_its_size(caplog) -> None:
     assert small == len(lines[0]) + 1
     assert writer.last_state_bytes == len(lines[1]) + 1
     assert [r.getMessage() for r in caplog.records] == ["STATE written: 1.2 MB."]
+
+
+def test_state_pieces_are_the_json_the_sdk_would_write() -> None:
+    state = {
+        "bookmarks": {
+            "messages": {"fetched": {"2023-11-14T22:13": ["a", "\u00e9\ud800"]}, "missing": {}},
+            "clients": {
+                "fetched": {"A": "1700000000:fp0001"},
+                "refresh": {"started": 1_699_999_980},
+                "queued": {"q\n": 1},
+                "progress_markers": {"Note": "x", "numbers": [1, 2.5, None, True]},
+            },
+        }
+    }
+    tap = TapChatra(config={"api_key_pair": "pub:secret"}, state=state)
+    message = StateMessage(value=tap.state).to_dict()
+    assert "".join(state_pieces(message)) == serialize_json(message)
+    assert '"queued":["q\\n"]' in serialize_json(message)
 
 
 def _mid_stream_states(output, total: int) -> int:
