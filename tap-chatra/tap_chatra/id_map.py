@@ -181,12 +181,15 @@ class IdMap(simplejson.RawJSON):
         # Oldest first, so that a newer entry of an ID replaces an older one.
         for minute, ids, fps in _groups(value):
             shared = loaded._minutes.setdefault(minute, minute)
-            loaded._minute_of.update(dict.fromkeys(ids, shared))
+            loaded._minute_of.update(zip(ids, repeat(shared)))
             if loaded._fingerprint_of:
                 for record_id in ids:
                     loaded._fingerprint_of.pop(record_id, None)
             loaded._fingerprint_of.update(fps)
-            loaded._changed.setdefault(shared, []).extend(ids)
+            if shared in loaded._changed:
+                loaded._changed[shared].extend(ids)
+            else:
+                loaded._changed[shared] = ids  # the group's own list: no copy of a million
         return loaded
 
     def __len__(self) -> int:
