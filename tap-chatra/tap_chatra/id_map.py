@@ -15,8 +15,8 @@ Every STATE message carries every map whole, and a million IDs make about 20 MB 
 map therefore keeps each minute's JSON fragment and re-encodes only the minutes that changed
 since the last STATE. It sits in the SDK's state dict as a `simplejson.RawJSON`, so the SDK's
 own writer (simplejson) emits the fragments as they are. The SDK also compares each STATE with
-the last one and deep-copies it: a map compares by its fragments and copies to a frozen
-`FrozenMap` that shares them, instead of walking a million entries each time.
+the last one and deep-copies it: a map compares by its fragments and copies to a `Frozen`
+that shares them, instead of walking a million entries each time.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import typing as t
 from functools import partial
 from itertools import chain, compress, repeat
 
-import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes STATE with it
+import simplejson  # type: ignore[import-untyped]
+from typing_extensions import override  # no stubs; the SDK writes STATE with it
 
 if t.TYPE_CHECKING:
     import logging
@@ -119,46 +120,60 @@ def _groups(value: object) -> list[tuple[int, list[str], dict[str, str]]]:
     return groups
 
 
-def _joined(opening: str, parts: tuple[str, ...], closing: str) -> Iterator[str]:
-    yield opening
-    for position, part in enumerate(parts):
-        if position:
-            yield ","
-        yield part
-    yield closing
+class Encoded(simplejson.RawJSON):
+    """A JSON object or list kept as encoded parts: compared, copied and written by them.
 
+    simplejson (the SDK's writer) writes `encoded_json` as it is; the SDK's StateWriter
+    compares each STATE with the last (==) and keeps a deep copy of it, which here is a
+    `Frozen` sharing the parts, not a walk over every ID.
+    """
 
-class FrozenMap(simplejson.RawJSON):
-    """A map as it was at one moment: its encoded fragments, shared with the live map."""
-
-    def __init__(self, fragments: tuple[str, ...]) -> None:
-        self.fragments = fragments
+    def frozen(self) -> Frozen:
+        """The value as it is now."""
+        raise NotImplementedError
 
     @property
     def encoded_json(self) -> str:
-        """The map as a JSON object."""
-        return "{" + ",".join(self.fragments) + "}"
+        """The value as JSON."""
+        frozen = self.frozen()
+        return frozen.opening + ",".join(frozen.parts) + frozen.closing
 
     def pieces(self) -> Iterator[str]:
-        """`encoded_json` in pieces, so a large map is written without being joined."""
-        return _joined("{", self.fragments, "}")
+        """`encoded_json` in pieces, so that a large value is written without being joined."""
+        frozen = self.frozen()
+        yield frozen.opening
+        for position, part in enumerate(frozen.parts):
+            if position:
+                yield ","
+            yield part
+        yield frozen.closing
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, FrozenMap | IdMap):
-            return self.fragments == other.frozen().fragments
+        if isinstance(other, Encoded):
+            mine, theirs = self.frozen(), other.frozen()
+            return (mine.opening, mine.parts) == (theirs.opening, theirs.parts)
         return NotImplemented
-
-    def frozen(self) -> FrozenMap:
-        """Itself: it does not change."""
-        return self
 
     __hash__ = None  # type: ignore[assignment]  # equal by content, like the dict it stands for
 
-    def __deepcopy__(self, memo: dict[int, t.Any]) -> FrozenMap:
+    def __deepcopy__(self, memo: dict[int, t.Any]) -> Frozen:
+        return self.frozen()
+
+
+class Frozen(Encoded):
+    """A map or list as it was at one moment; its parts are shared with the live one."""
+
+    def __init__(self, opening: str, parts: tuple[str, ...], closing: str) -> None:
+        self.opening = opening
+        self.parts = parts
+        self.closing = closing
+
+    def frozen(self) -> Frozen:
+        """Itself: it does not change."""
         return self
 
 
-class IdMap(simplejson.RawJSON):
+class IdMap(Encoded):
     """When each ID was fetched (or found missing), to the minute, with an optional fingerprint."""
 
     def __init__(self) -> None:
@@ -167,7 +182,7 @@ class IdMap(simplejson.RawJSON):
         self._minutes: dict[int, int] = {}  # one int object per minute, shared by its IDs
         self._fragments: dict[int, str] = {}  # minute -> '"<key>":[...]', for clean minutes
         self._changed: dict[int, list[str]] = {}  # minute -> IDs put there since last encoded
-        self._frozen: FrozenMap | None = None
+        self._frozen: Frozen | None = None
 
     @classmethod
     def load(cls, value: object, *, name: str, logger: logging.Logger) -> IdMap:
@@ -249,7 +264,8 @@ class IdMap(simplejson.RawJSON):
             body = _dumps(members)
         return _dumps(minute_key(minute)) + ":" + body
 
-    def frozen(self) -> FrozenMap:
+    @override
+    def frozen(self) -> Frozen:
         """The map as it is now; only the minutes changed since the last call are encoded."""
         if self._frozen is None:
             for minute, added in self._changed.items():
@@ -260,26 +276,11 @@ class IdMap(simplejson.RawJSON):
                     self._fragments[minute] = fragment
             self._changed.clear()
             ordered = tuple(self._fragments[minute] for minute in sorted(self._fragments))
-            self._frozen = FrozenMap(ordered)
+            self._frozen = Frozen("{", ordered, "}")
         return self._frozen
 
-    @property
-    def encoded_json(self) -> str:
-        """The map as a JSON object (what simplejson writes for it)."""
-        return self.frozen().encoded_json
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, FrozenMap | IdMap):
-            return self.frozen().fragments == other.frozen().fragments
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __deepcopy__(self, memo: dict[int, t.Any]) -> FrozenMap:
-        return self.frozen()
-
-
-class IdList(simplejson.RawJSON):
+class IdList(Encoded):
     """IDs in the order added, without duplicates, encoded as a JSON list in cached chunks."""
 
     CHUNK = 4096
@@ -288,7 +289,7 @@ class IdList(simplejson.RawJSON):
         self._ids: set[str] = set()
         self._chunks: list[str] = []  # encoded, CHUNK IDs each
         self._tail: list[str] = []  # the IDs after the last full chunk
-        self._frozen: FrozenList | None = None
+        self._frozen: Frozen | None = None
         for record_id in ids:
             self.add(record_id)
 
@@ -318,54 +319,10 @@ class IdList(simplejson.RawJSON):
         self._tail.clear()
         self._frozen = None
 
-    def frozen(self) -> FrozenList:
+    @override
+    def frozen(self) -> Frozen:
         """The list as it is now."""
         if self._frozen is None:
             tail = (_dumps(self._tail)[1:-1],) if self._tail else ()
-            self._frozen = FrozenList((*self._chunks, *tail))
+            self._frozen = Frozen("[", (*self._chunks, *tail), "]")
         return self._frozen
-
-    @property
-    def encoded_json(self) -> str:
-        """The IDs as a JSON list."""
-        return self.frozen().encoded_json
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, FrozenList | IdList):
-            return self.frozen().chunks == other.frozen().chunks
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __deepcopy__(self, memo: dict[int, t.Any]) -> FrozenList:
-        return self.frozen()
-
-
-class FrozenList(simplejson.RawJSON):
-    """An IdList as it was at one moment."""
-
-    def __init__(self, chunks: tuple[str, ...]) -> None:
-        self.chunks = chunks
-
-    @property
-    def encoded_json(self) -> str:
-        """The IDs as a JSON list."""
-        return "[" + ",".join(self.chunks) + "]"
-
-    def pieces(self) -> Iterator[str]:
-        """`encoded_json` in pieces, so a long list is written without being joined."""
-        return _joined("[", self.chunks, "]")
-
-    def frozen(self) -> FrozenList:
-        """Itself: it does not change."""
-        return self
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, FrozenList | IdList):
-            return self.chunks == other.frozen().chunks
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # equal by content, like the list it stands for
-
-    def __deepcopy__(self, memo: dict[int, t.Any]) -> FrozenList:
-        return self

@@ -19,7 +19,7 @@ from singer_sdk.singerlib import StateMessage
 from singer_sdk.singerlib.json import serialize_json
 from typing_extensions import override
 
-from tap_chatra.id_map import FrozenList, FrozenMap, IdList, IdMap
+from tap_chatra.id_map import Encoded
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,8 +58,8 @@ def state_pieces(value: object) -> Iterator[str]:
 
     The same JSON as the SDK's writer makes: its serializer for everything but the maps.
     """
-    if isinstance(value, IdMap | FrozenMap | IdList | FrozenList):
-        yield from value.frozen().pieces()
+    if isinstance(value, Encoded):
+        yield from value.pieces()
     elif isinstance(value, dict):
         yield "{"
         for position, (key, item) in enumerate(value.items()):

@@ -157,10 +157,10 @@ def test_id_map_encodes_only_what_changed_and_compares_by_content() -> None:
         ids.put(f"m{n}", 100 + n)
     before = copy.deepcopy(ids)
     assert before == ids
-    first = ids.frozen().fragments
+    first = ids.frozen().parts
     ids.put("m3", 102)
     assert ids != before
-    after = ids.frozen().fragments
+    after = ids.frozen().parts
     # The untouched minutes are the very same encoded strings.
     assert after[0] is first[0]
     assert after[1] is first[1]
