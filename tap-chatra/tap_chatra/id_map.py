@@ -38,6 +38,7 @@ if t.TYPE_CHECKING:
 MINUTE = 60
 _KEY_FORMAT = "%Y-%m-%dT%H:%M"
 _KEY_LENGTH = 16
+_LATEST = 253_402_300_800  # 10000-01-01T00:00Z
 
 
 def minute_key(minute: int) -> str:
@@ -61,16 +62,26 @@ def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
+def epoch_seconds(value: object) -> int | None:
+    """A time from STATE as whole epoch seconds, or None for anything else.
+
+    Only 1970 to 9999: a time outside that cannot be written back as a minute key.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value < _LATEST:  # also NaN, which compares false
+        return None
+    return int(value)
+
+
 def _legacy_entry(value: object) -> tuple[int, str | None] | None:
     """(seconds, fingerprint) of an entry of the earlier layout: 1700000000 or "1700000000:fp"."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value), None
     if isinstance(value, str):
         head, _, fp = value.partition(":")
-        return (int(head), fp or None) if head.isdigit() else None
-    return None
+        seconds = epoch_seconds(int(head)) if head.isascii() and head.isdigit() else None
+        return None if seconds is None else (seconds, fp or None)
+    seconds = epoch_seconds(value)
+    return None if seconds is None else (seconds, None)
 
 
 def read_ids(value: object) -> dict[str, tuple[int, str | None]]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes STATE with it
 
-from tap_chatra.id_map import MINUTE, IdList, IdMap
+from tap_chatra.id_map import MINUTE, IdList, IdMap, epoch_seconds
 
 if t.TYPE_CHECKING:
     import logging
@@ -60,14 +60,6 @@ def _id_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> IdM
     if not isinstance(value, IdMap):
         value = bookmark[key] = IdMap.load(_plain(value), name=key, logger=logger)
     return value
-
-
-def _as_time(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    return None
 
 
 class IdState:
@@ -139,8 +131,8 @@ class RefreshRun:
         taken for done. (Only when two runs start within one minute does that lie a moment
         ahead; clients fetched meanwhile are stamped with the start.)
         """
-        started = _as_time(self._marks.get("started"))
-        finished = _as_time(self._marks.get("finished"))
+        started = epoch_seconds(self._marks.get("started"))
+        finished = epoch_seconds(self._marks.get("finished"))
         if started is not None and (finished is None or finished < started):
             return started
         after_previous = 0 if finished is None else finished // MINUTE + 1
@@ -149,7 +141,7 @@ class RefreshRun:
 
     def finish(self, now: float) -> None:
         """Mark the refresh complete; the queue has been worked off."""
-        self._marks["finished"] = max(int(now), _as_time(self._marks.get("started")) or 0)
+        self._marks["finished"] = max(int(now), epoch_seconds(self._marks.get("started")) or 0)
         self._queued.clear()
 
     def queue(self, client_id: str) -> None:

@@ -151,6 +151,34 @@ def test_id_state_reads_both_layouts_mixed_and_the_newest_entry_wins() -> None:
     assert len(state) == 3
 
 
+def test_id_state_skips_entries_it_cannot_read_and_writes_only_what_it_read() -> None:
+    bookmark = {
+        "fetched": {
+            "inf": float("inf"),
+            "nan": float("nan"),
+            "far": 10**20,
+            "negative": -5,
+            "digits": "\u0661\u0662:fp",  # Arabic-Indic digits
+            "superscript": "\u00b2",
+            "ok": "1700000000:fp",
+            "9999-99-99T99:99": ["bad-minute"],
+            "2023-11-14T22:13": ["listed", 7, None, {"x": 1}],
+            "2023-11-14T22:14": {"client": 5, "other": "fp2"},
+        },
+        "missing": "not a map",
+    }
+    state = IdState(bookmark, logger=LOGGER)
+    assert sorted(read_ids(json.loads(serialize_json(bookmark))["fetched"])) == [
+        "client",
+        "listed",
+        "ok",
+        "other",
+    ]
+    assert state.fingerprint("client") is None
+    assert state.fingerprint("other") == "fp2"
+    assert RefreshRun({"refresh": {"started": float("inf")}}, logger=LOGGER).start(120.5) == 120
+
+
 def test_id_map_encodes_only_what_changed_and_compares_by_content() -> None:
     ids = IdMap()
     for n in range(3):
