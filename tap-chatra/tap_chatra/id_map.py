@@ -14,9 +14,10 @@ still reads. When an ID appears more than once, the newest entry wins.
 Every STATE message carries every map whole, and a million IDs make about 20 MB of JSON; a
 map therefore keeps each minute's JSON fragment and re-encodes only the minutes that changed
 since the last STATE. It sits in the SDK's state dict as a `simplejson.RawJSON`, so the SDK's
-own writer (simplejson) emits the fragments as they are. The SDK also compares each STATE with
-the last one and deep-copies it: a map compares by its fragments and copies to a `Frozen`
-that shares them, instead of walking a million entries each time.
+serializer (simplejson) emits the fragments as they are, and the tap's writer
+(state_flush.StateSizeWriter) writes them one by one. The SDK also compares each STATE with the
+last one and deep-copies it: a map compares by its fragments and copies to a `Frozen` that
+shares them, instead of walking a million entries each time.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import typing as t
 from functools import partial
 from itertools import chain, compress, repeat
 
-import simplejson  # type: ignore[import-untyped]
-from typing_extensions import override  # no stubs; the SDK writes STATE with it
+import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes STATE with it
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     import logging
