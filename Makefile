@@ -3,10 +3,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PACKAGES := chatra-client chatra-sandbox tap-chatra target-chatra-push
+PACKAGES := chatra-client chatra-sandbox chatra-webhooks tap-chatra target-chatra-push
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest demo bench soak constraints clean
+.PHONY: install browser test lint typecheck pytest demo bench soak constraints clean
 
 $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -26,7 +26,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+# Debian's chromium for the page tests, where apt can install it; they skip with the reason if not.
+browser: install
+	$(BIN)/python scripts/ensure_chromium.py
+
+pytest: install browser
 	$(BIN)/pytest -m "not soak"
 
 test: lint typecheck pytest

@@ -21,13 +21,16 @@ class Sizes:
     scaling_small: int = 10_000
     scaling_large: int = 100_000
     target_rows: int = 5_000
+    page_rows: int = 10_000
     window: float = 90.0
     rpm: float = 600.0
     latency_ms: float = 200.0
     # Seconds a plugin gets to start before a window's first request; the window is measured
     # from the first request the sandbox sees, so start-up is never counted in a rate.
     startup_margin: float = 6.0
-    # Item 7: IDs of the simulated backfill; item 8: IDs in state, of which new.
+    inbox_senders: int = 32
+    inbox_window: float = 20.0
+    # Issue 16: IDs of the simulated backfill; issue 18: IDs in state, of which new.
     state_sim_ids: int = 100_000
     million_ids: int = 1_000_000
     million_new: int = 2_000
@@ -40,10 +43,13 @@ class Sizes:
             scaling_small=100,
             scaling_large=400,
             target_rows=100,
+            page_rows=200,
             window=2.0,
             rpm=600.0,
             latency_ms=50.0,
             startup_margin=3.0,
+            inbox_senders=4,
+            inbox_window=1.0,
             state_sim_ids=2_000,
             million_ids=20_000,
             million_new=200,

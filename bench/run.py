@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/run.py              # the issue's sizes and 90 s windows (~8 min)
     .venv/bin/python bench/run.py --window 30  # shorter pacing windows (noted in RESULTS.md)
-    .venv/bin/python bench/run.py --only 1,4   # some items only
+    .venv/bin/python bench/run.py --only 1,4   # some items only (`--only inbox`: the inbox)
     .venv/bin/python bench/run.py --quick      # tiny sizes, a few seconds: the scripts still work
 
-The three paced windows (items 2, 5, 6) run at the same time, each against its own sandbox
+The paced windows (items 2, 5, 6, 7, 9) run at the same time, each against its own sandbox
 process with its own keys, since pacing is a matter of waiting, not of CPU. The throughput
-items (1, 3, 4) then run one after another on an otherwise idle machine.
+items (1, 3, 4), item 8, the preview page (15), the inbox and STATE volume (issues 16 and 18)
+then run one after another on an otherwise idle machine. Item 9 needs PostgreSQL
+(BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ if __package__ in {None, ""}:
     # Run as a script (`python bench/run.py`): make the `bench` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import inbox_bench, pacing_bench, page_bench, state_bench, tap_bench, target_bench
 from bench import report as reporting
-from bench import state_bench, tap_bench, target_bench
 from bench.context import Context, Sizes
 
 if t.TYPE_CHECKING:
@@ -39,12 +41,17 @@ WINDOWED: list[Bench] = [
     ("2", tap_bench.pacing),
     ("5", target_bench.pacing),
     ("6", tap_bench.latency),
+    ("7", pacing_bench.sliding_window),
+    ("9", pacing_bench.shared_budget),
 ]
 SEQUENTIAL: list[Bench] = [
     ("1,3", tap_bench.overhead_and_scaling),
     ("4", target_bench.throughput),
-    ("7", state_bench.volume),
-    ("8", state_bench.million),
+    ("8", pacing_bench.wrong_keys),
+    ("15", page_bench.render),
+    ("inbox", inbox_bench.throughput),
+    ("16", state_bench.volume),
+    ("18", state_bench.million),
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -61,13 +68,29 @@ PREFACE = """## How it is measured
   (count - 1) intervals over the time between the first and the last. The plugin is started
   a few seconds before, so its start-up is not part of the window, and stopped with SIGTERM
   after it. The plugin is given 1.5 times more IDs or rows than fit.
-- Items 2, 5 and 6 run at the same time against three sandboxes with different keys (pacing
-  is shared per key, so they do not slow each other); items 1, 3 and 4 run afterwards, one
-  at a time.
+- Items 2, 5, 6, 7 and 9 run at the same time against their own sandboxes with different
+  keys (pacing is shared per key, so they do not slow each other); items 1, 3, 4 and 8 run
+  afterwards, one at a time.
+- Items 7 and 9: the sandbox counts a strict sliding window (at most 100 requests in any
+  10 s at 600/min, no tolerance). Item 9 runs two taps and a target at once, each with more
+  work than the whole window's budget, sharing one pace through a PostgreSQL database made
+  for the run (`rate_limit_store`); the rate is theirs combined.
+- Item 1's pacer cost: `RateLimiter.acquire` on the machine-wide file store, in-process, at a
+  limit never reached (20,000 calls); "pacing on" runs the tap at 6,000,000/min.
+- The inbox (chatra-webhooks, `--only inbox`): `chatra-webhooks serve` as its own process,
+  32 asyncio senders in the bench process POSTing unique ~400-byte bodies for 20 s, each on
+  its own keep-alive connection; then the store is read back and every event answered 200
+  must be in it. SQLite commits in WAL with synchronous=FULL (an fsync per commit; events
+  that arrive during a commit share the next one). The rate and latencies depend on what
+  else runs on the 2 cores (see the load average); the server's CPU time per event does
+  much less, and 1000 / it is the rate one free core would give the server.
 - Item 6: the tap keeps up to `max_concurrency` (default 4) GETs in flight on a small thread
   pool; every attempt, retries included, first takes its slot from the shared rate limiter,
   and results are emitted in ID order, so the limit holds and the output is the same as a
-  serial run's."""
+  serial run's.
+- Item 15: the target's preview page of a 10,000-row dry run, opened from disk in Debian's
+  chromium (Playwright, headless); the figure is the browser's own navigation timing, up to
+  the end of DOMContentLoaded, by which the page's script has shown the first rows."""
 
 
 def _interpreter() -> str:
@@ -109,7 +132,8 @@ def run_all(ctx: Context, only: set[str] | None) -> dict[str, str]:
 
     windowed = selected(WINDOWED, only)
     if windowed:
-        print(f"Paced windows of {ctx.sizes.window:.0f} s (items 2, 5, 6), at the same time...")
+        items = ", ".join(bench[0] for bench in windowed)
+        print(f"Paced windows of {ctx.sizes.window:.0f} s (items {items}), at the same time...")
         with ThreadPoolExecutor(len(windowed)) as pool:
             list(pool.map(guarded, windowed))
     for bench in selected(SEQUENTIAL, only):

@@ -1,8 +1,8 @@
-"""Items 7 and 8: STATE volume over a long backfill, and STATE at a million IDs.
+"""Issues 16 and 18 (item 10): STATE volume over a long backfill, and STATE at a million IDs.
 
-Item 7 simulates a 28-hour backfill in-process: the tap's own messages stream, per-ID state,
+Issue 16 simulates a 28-hour backfill in-process: the tap's own messages stream, per-ID state,
 flush schedule and STATE writer, driven by a fake clock at one fetch a second (Chatra's 60 a
-minute), so the day is not waited out. Item 8 runs the tap as a process with a million IDs in
+minute), so the day is not waited out. Issue 18 runs the tap as a process with a million IDs in
 its state, and times single STATE flushes in-process.
 """
 
@@ -33,8 +33,8 @@ if t.TYPE_CHECKING:
     from bench.harness import RunResult
     from tap_chatra.client import ChatraStream
 
-ITEM7 = "7 STATE volume"
-ITEM8 = "8 STATE at 1M IDs"
+ITEM16 = "16 STATE volume"
+ITEM18 = "18 STATE at 1M IDs"
 #: The simulated run starts here (2026-01-01T00:00Z); only differences matter.
 EPOCH = 1_767_225_600
 OFFLINE = {"api_key_pair": "bench-public:bench-secret", "api_url": "http://127.0.0.1:9/api"}
@@ -101,7 +101,7 @@ def simulate_backfill(ids: list[str], settings: dict[str, t.Any]) -> dict[str, f
 
 
 def volume(ctx: Context) -> None:
-    """Item 7: a simulated 28-hour backfill of 100,000 IDs, at the defaults and at 10 minutes."""
+    """Issue 16: a simulated 28-hour backfill of 100,000 IDs, at the defaults and at 10 minutes."""
     n = ctx.sizes.state_sim_ids
     ids = chatra_like_ids(n)
     runs = {
@@ -112,7 +112,7 @@ def volume(ctx: Context) -> None:
     results = {name: simulate_backfill(ids, settings) for name, settings in runs.items()}
     for name, r in results.items():
         ctx.report.detail(
-            ITEM7,
+            ITEM16,
             f"{name}: {r['hours']:.1f} h simulated, {r['states']:,.0f} STATE messages, "
             f"{r['total'] / 1e6:,.1f} MB in all ({r['total'] / r['final']:.0f} x the final "
             f"{r['final'] / 1e6:.2f} MB), a kill redoes at most {r['most_redone']:,.0f} fetches "
@@ -127,13 +127,13 @@ def volume(ctx: Context) -> None:
         f"({longer['total'] / longer['final']:.0f}x) at 10 minutes of redone fetches."
     )
     ctx.report.add(
-        Figure(ITEM7, f"STATE messages ({n:,} IDs, 1 fetch/s)", default["states"], "", digits=0),
-        Figure(ITEM7, "total STATE bytes", default["total"] / 1e6, "MB", digits=1),
-        Figure(ITEM7, "total / final STATE size", default["total"] / default["final"], "",
+        Figure(ITEM16, f"STATE messages ({n:,} IDs, 1 fetch/s)", default["states"], "", digits=0),
+        Figure(ITEM16, "total STATE bytes", default["total"] / 1e6, "MB", digits=1),
+        Figure(ITEM16, "total / final STATE size", default["total"] / default["final"], "",
                "<=", 100, digits=0, miss_note=ratio_note),
-        Figure(ITEM7, "most fetches a kill redoes", default["most_redone"], "", "<=", 300,
+        Figure(ITEM16, "most fetches a kill redoes", default["most_redone"], "", "<=", 300,
                digits=0),
-        Figure(ITEM7, "final STATE bytes per ID", default["final"] / n, "B", "<=", 31, digits=1),
+        Figure(ITEM16, "final STATE bytes per ID", default["final"] / n, "B", "<=", 31, digits=1),
     )  # fmt: skip
 
 
@@ -179,7 +179,7 @@ def _flush_cost(state: Path, new_ids: list[str]) -> tuple[float, float]:
 
 
 def million(ctx: Context) -> None:
-    """Item 8: a run with every one of a million IDs done; one flush; throughput beside them."""
+    """Issue 18, item 10: a run with a million IDs done; one flush; throughput beside them."""
     sizes = ctx.sizes
     n, new = sizes.million_ids, sizes.million_new
     folder = ctx.folder("state-million")
@@ -193,7 +193,7 @@ def million(ctx: Context) -> None:
     idle = _run_tap(ctx, done_dir, config, state)
     idle_out = read_singer(idle.stdout)
     ctx.report.detail(
-        ITEM8,
+        ITEM18,
         f"{n - new:,} IDs all done ({state_mb:.1f} MB STATE in): {idle.wall:.1f} s, CPU "
         f"{idle.cpu:.1f} s, peak RSS {idle.peak_rss_mb:.0f} MiB, {idle_out.states} STATE "
         f"messages, {idle.stdout.stat().st_size / 1e6:.1f} MB written",
@@ -229,19 +229,19 @@ def million(ctx: Context) -> None:
             count, span, per_minute = window_rate(sandbox.requests_log())
             rates[name] = per_minute / 60
             ctx.report.detail(
-                ITEM8,
+                ITEM18,
                 f"{new:,} new IDs, {name}: {emitted:,} records, {count:,} requests in "
                 f"{span:.1f} s ({per_minute / 60:,.0f}/s), {output.states} STATE messages, run "
                 f"{result.wall:.1f} s, peak RSS {result.peak_rss_mb:.0f} MiB",
             )
     empty, full, stressed = rates.values()
     ctx.report.add(
-        Figure(ITEM8, f"run with all {n - new:,} IDs done: time", idle.wall, "s", digits=1),
-        Figure(ITEM8, "same: peak memory", idle.peak_rss_mb, "MiB", "<=", 300, digits=0),
-        Figure(ITEM8, "first STATE (encodes every ID)", first, "s", digits=2),
-        Figure(ITEM8, "one STATE flush after a fetch", flush, "s", "<=", 0.5, digits=3),
-        Figure(ITEM8, f"records/s, {new:,} new beside {n - new:,} / empty state", full / empty,
+        Figure(ITEM18, f"run with all {n - new:,} IDs done: time", idle.wall, "s", digits=1),
+        Figure(ITEM18, "same: peak memory", idle.peak_rss_mb, "MiB", "<=", 300, digits=0),
+        Figure(ITEM18, "first STATE (encodes every ID)", first, "s", digits=2),
+        Figure(ITEM18, "one STATE flush after a fetch", flush, "s", "<=", 0.5, digits=3),
+        Figure(ITEM18, f"records/s, {new:,} new beside {n - new:,} / empty state", full / empty,
                "", ">=", 0.9, digits=2),
-        Figure(ITEM8, "same, with STATE every second / empty state", stressed / empty, "",
+        Figure(ITEM18, "same, with STATE every second / empty state", stressed / empty, "",
                digits=2),
     )  # fmt: skip

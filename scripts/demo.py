@@ -10,7 +10,8 @@
 5. Reads back the messages just sent, with tap-chatra, from the IDs the target recorded.
 
 Everything it writes goes to output/demo/ (replaced on every run): the DuckDB file, the
-target's ledger, dead-letter file and report, Meltano's state, and a log of every command.
+target's ledger, dead-letter file, report and preview and report pages, Meltano's state, and a
+log of every command.
 The sandbox is stopped at the end, also when a step fails.
 """
 
@@ -168,6 +169,7 @@ def demo_env(url: str, ids_dir: Path) -> dict[str, str]:
         "TARGET_CHATRA_PUSH_DEAD_LETTER_PATH": str(PUSH_DIR / "dead-letter.jsonl"),
         "TARGET_CHATRA_PUSH_PREVIEW_PATH": str(PUSH_DIR / "preview.jsonl"),
         "TARGET_CHATRA_PUSH_REPORT_PATH": str(PUSH_DIR / "report.json"),
+        "TARGET_CHATRA_PUSH_REPORT_HTML_PATH": str(PUSH_DIR / "report.html"),
         "TARGET_CHATRA_PUSH_SENT_IDS_PATH": str(PUSH_DIR / "sent-ids.txt"),
     }
 
@@ -262,6 +264,7 @@ def warehouse_to_chatra(env: dict[str, str], url: str) -> None:
     preview = (PUSH_DIR / "preview.jsonl").read_text(encoding="utf-8").splitlines()
     info(f"preview ({PUSH_DIR.relative_to(ROOT)}/preview.jsonl), first line:")
     info(f"  {preview[0][:150]}…")
+    info(f"preview page, to open in a browser: {PUSH_DIR / 'preview.html'}")
     info(f"messages received by the sandbox: {sandbox_sends(url)}")
 
     step("Sending for real: meltano run tap-jsonl target-chatra-push")
@@ -269,12 +272,17 @@ def warehouse_to_chatra(env: dict[str, str], url: str) -> None:
     print_report()
     dead = (PUSH_DIR / "dead-letter.jsonl").read_text(encoding="utf-8").splitlines()
     info(f"dead-letter file: {len(dead)} row(s), reason: {json.loads(dead[0])['reason']}")
+    info(f"report page: {PUSH_DIR / 'report.html'}")
     info(f"messages received by the sandbox: {sandbox_sends(url)} (expected {valid})")
 
     step("Again, re-reading every row (--full-refresh): the ledger sends nothing twice")
-    meltano("push-again", "run", "--full-refresh", "tap-jsonl", "target-chatra-push", env=env)
+    again_page = PUSH_DIR / "report-again.html"
+    again_env = {**env, "TARGET_CHATRA_PUSH_REPORT_HTML_PATH": str(again_page)}
+    meltano("push-again", "run", "--full-refresh", "tap-jsonl", "target-chatra-push",
+            env=again_env)  # fmt: skip
     print_report()
     info(f"messages received by the sandbox: {sandbox_sends(url)} (still {valid})")
+    info(f"report page of this run: {again_page}")
 
 
 def read_back(env: dict[str, str]) -> None:

@@ -72,6 +72,10 @@ class RetriesExhaustedError(ChatraError):
         self.reason = reason
 
 
+class RateLimitStoreError(ChatraError):
+    """The shared pace cannot be read or written, so no request may go out (none did)."""
+
+
 class OutcomeUnknownError(ChatraError):
     """A POST was sent but no answer came back: it may or may not have been created.
 

@@ -1,8 +1,9 @@
 """Retries with backoff, shared by the tap's SDK request hook and ChatraClient.
 
 Every attempt, retries included, first takes a slot from the rate limiter. A 429 waits for
-its ``Retry-After`` (and holds the shared limiter, so other workers pause too); a 5xx, a
-timeout or a dropped connection waits an exponentially growing, jittered delay. A POST that
+its ``Retry-After`` and slows the shared limiter down, so that other workers and processes
+pause too and then go on more slowly for a while; a 5xx, a timeout or a dropped connection
+waits an exponentially growing, jittered delay. A POST that
 may have reached Chatra is never retried: the caller gets OutcomeUnknownError and decides.
 """
 
@@ -147,8 +148,8 @@ def retrying(
             if stopping is not None and stopping.is_set():
                 msg = f"Not retried, the run is stopping; last: {reason}"
                 raise RetriesExhaustedError(msg, reason=reason, status=status)
-            if retry_after is not None and limiter is not None:
-                limiter.hold(wait)
+            if status == 429 and limiter is not None:
+                limiter.throttled(retry_after)
             logger.info(
                 "%s Retrying (%d of %d) in %.1fs.", reason, attempt, policy.max_attempts - 1, wait
             )

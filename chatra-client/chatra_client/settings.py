@@ -18,6 +18,7 @@ AUTH_METHODS = ("chatra_simple", "basic")
 DEFAULT_REQUESTS_PER_MINUTE = 60
 DEFAULT_REQUEST_TIMEOUT = 30
 DEFAULT_MAX_RETRIES = 8
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 def connection_properties() -> th.PropertiesList:
@@ -78,10 +79,29 @@ def connection_properties() -> th.PropertiesList:
             default=DEFAULT_REQUESTS_PER_MINUTE,
             title="Requests per minute",
             description=(
-                "Pace of requests, spread evenly. Chatra allows 60 a minute per account; the "
-                "budget is shared by every tap and target process on this machine using the "
-                "same public key. 0 disables pacing."
+                "Chatra's limit: 60 requests a minute per account. Requests are spread evenly "
+                "at 97.5% of it, so that a server counting a sliding window never sees more; "
+                "after a 429 every process slows down, then recovers over a minute. The "
+                "budget is shared by every tap and target process using the same public key "
+                "on this machine, or on every machine naming the same rate_limit_store. 0 "
+                "disables pacing."
             ),
+        ),
+        th.Property(
+            "rate_limit_store",
+            th.StringType,
+            secret=True,
+            title="Rate limit store",
+            description=(
+                "Where the shared pace is kept. Unset: a small file in this machine's "
+                "temporary folder, shared by the processes on this machine. A "
+                "`postgresql://user:password@host:port/database` URL shares it across machines "
+                "(a table `chatra_rate_limit` is created there): every tap and target with the "
+                "same public key that names this database takes turns within one "
+                "requests_per_minute. A store that cannot be reached stops the run; it never "
+                "runs unpaced."
+            ),
+            examples=["postgresql://chatra@db.internal:5432/chatra"],
         ),
         th.Property(
             "request_timeout",
@@ -179,6 +199,7 @@ class ConnectionSettings:
     requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    rate_limit_store: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping[str, t.Any]) -> ConnectionSettings:
@@ -202,4 +223,24 @@ class ConnectionSettings:
                 config, "request_timeout", DEFAULT_REQUEST_TIMEOUT, minimum=0.001
             ),
             max_retries=int(_number(config, "max_retries", DEFAULT_MAX_RETRIES, minimum=0)),
+            rate_limit_store=_rate_limit_store(config.get("rate_limit_store")),
         )
+
+
+def _rate_limit_store(value: object) -> str | None:
+    """The PostgreSQL URL of a shared pace, or None for this machine's file."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    scheme, sep, _ = text.partition("://")
+    if not sep or scheme.lower() not in POSTGRES_SCHEMES:
+        msg = (
+            "rate_limit_store must be a postgresql://user:password@host/database URL, or "
+            "unset to pace on this machine only."
+        )
+        raise ConfigError(msg)
+    # Imported here: SQLAlchemy is loaded only by runs that share their pace this way.
+    from chatra_client.pace_postgres import parse_url  # noqa: PLC0415
+
+    parse_url(text)
+    return text

@@ -142,3 +142,37 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after(header, now=now) == pytest.approx(42.0)
     past = email.utils.formatdate(now - 42, usegmt=True)
     assert parse_retry_after(past, now=now) == 0.0
+
+
+class RecordingLimiter:
+    """Counts slots taken and records every slowdown."""
+
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.throttles: list[float | None] = []
+
+    def acquire(self) -> float:
+        self.acquired += 1
+        return 0.0
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.throttles.append(retry_after)
+
+
+def test_a_429_slows_the_shared_pace_and_a_5xx_does_not() -> None:
+    limiter = RecordingLimiter()
+    script = Script(
+        throttled(3.0),
+        RetriableError("GET /x: server error (HTTP 503).", status=503, retry_after=2.0),
+        throttled(None),
+    )
+    wrapped = retrying(
+        script,
+        policy=NO_JITTER,
+        limiter=limiter,
+        logger=LOGGER,
+        sleep=lambda _: None,
+    )
+    assert wrapped() == "ok"
+    assert limiter.throttles == [3.0, None]
+    assert limiter.acquired == 4

@@ -99,3 +99,34 @@ def test_defaults_and_numeric_checks() -> None:
         ConnectionSettings.from_config({"api_key_pair": "p:s", "request_timeout": "soon"})
     with pytest.raises(ConfigError, match="auth_method"):
         ConnectionSettings.from_config({"api_key_pair": "p:s", "auth_method": "oauth"})
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_rate_limit_store_unset_means_this_machine(value: str | None) -> None:
+    config = {"api_key_pair": "pub:sec", "rate_limit_store": value}
+    assert ConnectionSettings.from_config(config).rate_limit_store is None
+
+
+def test_rate_limit_store_takes_a_postgresql_url_and_hides_it_from_repr() -> None:
+    url = "postgresql://pacer:Pw-7731@db.internal:5432/chatra"
+    settings = ConnectionSettings.from_config({"api_key_pair": "pub:sec", "rate_limit_store": url})
+    assert settings.rate_limit_store == url
+    assert "Pw-7731" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "value", ["mysql://u:Pw-7731@h/db", "/tmp/pace", "db.internal:5432", 5432, ["postgresql://"]]
+)
+def test_rate_limit_store_other_than_postgresql_is_refused_without_echoing_it(
+    value: object,
+) -> None:
+    with pytest.raises(ConfigError, match="rate_limit_store must be a postgresql://") as raised:
+        ConnectionSettings.from_config({"api_key_pair": "pub:sec", "rate_limit_store": value})
+    assert "Pw-7731" not in str(raised.value)
+
+
+def test_rate_limit_store_with_a_malformed_port_is_refused_at_start() -> None:
+    url = "postgresql://pacer:Pw-7731@db.internal:port/chatra"
+    with pytest.raises(ConfigError, match="not a valid postgresql:// URL") as raised:
+        ConnectionSettings.from_config({"api_key_pair": "pub:sec", "rate_limit_store": url})
+    assert "Pw-7731" not in str(raised.value)

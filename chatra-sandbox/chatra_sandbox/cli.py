@@ -38,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--public-key", default=DEFAULT_PUBLIC_KEY, help="the account's public key")
     add("--secret-key", default=DEFAULT_SECRET_KEY, help="the account's secret key")
     add("--requests-per-minute", type=float, default=60, help="rate limit; 0 = unlimited")
+    add(
+        "--rate-limit-mode",
+        choices=["gcra", "sliding-window"],
+        default="gcra",
+        help="gcra: even spacing, 2 requests of tolerance; sliding-window: strict count",
+    )
+    add(
+        "--rate-limit-window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="length of the sliding window",
+    )
     add("--ids-dir", help="write messages.txt, pushed_messages.txt, clients.txt here")
     add("--log-file", help="append every API request to this file as JSON lines")
     faults = parser.add_argument_group("fault injection")
@@ -79,6 +92,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "port": args.port,
         "log_file": args.log_file,
         "requests_per_minute": args.requests_per_minute,
+        "rate_limit_mode": args.rate_limit_mode.replace("-", "_"),
+        "rate_limit_window": args.rate_limit_window,
         "latency_ms": args.latency_ms,
         "latency_spike_rate": args.latency_spike_rate,
         "latency_spike_ms": args.latency_spike_ms,

@@ -15,6 +15,7 @@ _RATES = (
     "post_reset_after_commit_rate",
 )
 _NON_NEGATIVE = ("requests_per_minute", "latency_ms", "latency_spike_ms")
+RATE_LIMIT_MODES = ("gcra", "sliding_window")
 # 429 is left to burst_429 and the rate limit: it asks for a retry, not a rejection.
 _REJECTIONS = frozenset(range(400, 500)) - {429}
 
@@ -61,6 +62,10 @@ class SandboxConfig:
 
     Attributes:
         requests_per_minute: Rate limit per key pair; 0 means unlimited.
+        rate_limit_mode: ``gcra``: even spacing with a burst tolerance of 2 requests;
+            ``sliding_window``: at most ``requests_per_minute * rate_limit_window / 60``
+            requests in any ``rate_limit_window`` seconds, with no tolerance at all.
+        rate_limit_window: Seconds of the sliding window.
         latency_ms: Latency added to every API request.
         latency_spike_rate: Share of API requests that get ``latency_spike_ms`` more.
         latency_spike_ms: Extra latency of a spike.
@@ -78,6 +83,8 @@ class SandboxConfig:
     """
 
     requests_per_minute: float = 0
+    rate_limit_mode: str = "gcra"
+    rate_limit_window: float = 60.0
     latency_ms: float = 0
     latency_spike_rate: float = 0
     latency_spike_ms: float = 0
@@ -101,6 +108,18 @@ class SandboxConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must not be negative."
                 raise ValueError(msg)
+        if self.rate_limit_mode not in RATE_LIMIT_MODES:
+            msg = f"rate_limit_mode must be one of {', '.join(RATE_LIMIT_MODES)}."
+            raise ValueError(msg)
+        if self.rate_limit_window <= 0:
+            msg = "rate_limit_window must be positive."
+            raise ValueError(msg)
+        if (
+            self.rate_limit_mode == "sliding_window"
+            and 0 < self.requests_per_minute * self.rate_limit_window < 60
+        ):
+            msg = "rate_limit_window is too short to allow one request at requests_per_minute."
+            raise ValueError(msg)
         if any(not isinstance(n, int) or n < 0 for n in self.fail_ids.values()):
             msg = "fail_ids must map record IDs to non-negative integers."
             raise ValueError(msg)
@@ -130,7 +149,7 @@ class SandboxConfig:
         if "retry_after" in changes and not isinstance(changes["retry_after"], bool):
             msg = "retry_after must be true or false."
             raise ValueError(msg)
-        for name in (*_RATES, *_NON_NEGATIVE):
+        for name in (*_RATES, *_NON_NEGATIVE, "rate_limit_window"):
             if name in changes and not _is_number(changes[name]):
                 msg = f"{name} must be a number."
                 raise ValueError(msg)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatra_sandbox.faults import FaultInjector
 from chatra_sandbox.logs import ActivityLog
-from chatra_sandbox.ratelimit import RateLimiter
+from chatra_sandbox.ratelimit import RateLimiter, SlidingWindowLimiter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from chatra_sandbox.auth import KeyCheck
     from chatra_sandbox.config import SandboxConfig
     from chatra_sandbox.data import SandboxStore
+    from chatra_sandbox.ratelimit import KeyLimiter
 
 
 class SandboxState:
@@ -58,13 +59,21 @@ class SandboxState:
         """
         with self._lock:
             config = self.config.updated(**changes)
-            if config.requests_per_minute != self.config.requests_per_minute:
+            if _limit_of(config) != _limit_of(self.config):
                 self.limiter = _limiter(config)
             self.faults = FaultInjector(config)
             self.config = config
             return config
 
 
-def _limiter(config: SandboxConfig) -> RateLimiter | None:
+def _limit_of(config: SandboxConfig) -> tuple[float, str, float]:
+    return config.requests_per_minute, config.rate_limit_mode, config.rate_limit_window
+
+
+def _limiter(config: SandboxConfig) -> KeyLimiter | None:
     rpm = config.requests_per_minute
-    return RateLimiter(rpm) if rpm > 0 else None
+    if rpm <= 0:
+        return None
+    if config.rate_limit_mode == "sliding_window":
+        return SlidingWindowLimiter(rpm, window=config.rate_limit_window)
+    return RateLimiter(rpm)

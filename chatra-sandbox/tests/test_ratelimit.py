@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from chatra_sandbox.ratelimit import BURST_TOLERANCE, RateLimiter
+from chatra_sandbox.config import SandboxConfig
+from chatra_sandbox.ratelimit import BURST_TOLERANCE, RateLimiter, SlidingWindowLimiter
 
 
 class FakeClock:
@@ -118,3 +119,72 @@ def test_rate_limit_can_change_at_runtime(make_api):
     assert [api.get("/clients/x").status_code for _ in range(4)][-1] == 429
     api.server.configure(requests_per_minute=0)
     assert api.get("/clients/x").status_code == 404
+
+
+def test_sliding_window_refuses_even_pacing_exactly_at_the_limit():
+    # 20 per 10 s, sent exactly one every 0.5 s; the first arrived 10 ms late (latency), so
+    # the 21st falls inside the window that holds the first: a strict count refuses it,
+    # where GCRA's tolerance would not.
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(120, window=10, clock=clock)
+    answers = []
+    for step in range(21):
+        clock.now = 1000.0 + step * 0.5 + (0.01 if step == 0 else 0)
+        answers.append(limiter.check("k"))
+    assert answers[:20] == [None] * 20
+    assert answers[20] == pytest.approx(0.01)
+
+
+def test_sliding_window_allows_the_limit_in_any_window_and_says_when_to_retry():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(60, window=5, clock=clock)  # 5 per 5 s
+    assert limiter.limit == 5
+    assert [limiter.check("k") for _ in range(5)] == [None] * 5
+    clock.now += 2.0
+    assert limiter.check("k") == pytest.approx(3.0)
+    assert limiter.check("other") is None
+    clock.now += 3.0
+    assert limiter.check("k") is None
+    assert limiter.check("k") is None  # the rest of the first five left together
+    assert limiter.check("k") is None
+    assert limiter.check("k") is None
+    assert limiter.check("k") is None
+    assert limiter.check("k") is not None
+
+
+def test_sliding_window_paced_a_little_under_the_limit_is_never_refused():
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(120, window=10, clock=clock)
+    for _ in range(1000):
+        assert limiter.check("k") is None
+        clock.now += 0.5 / 0.975
+
+
+def test_sliding_window_needs_room_for_one_request():
+    with pytest.raises(ValueError, match="at least one request"):
+        SlidingWindowLimiter(6, window=5)
+
+
+def test_sliding_window_mode_over_http(make_api):
+    api = make_api(requests_per_minute=120, rate_limit_mode="sliding_window", rate_limit_window=1)
+    statuses = [api.get("/clients/x").status_code for _ in range(3)]
+    assert statuses == [404, 404, 429]
+    assert api.server.request_log()[-1]["fault"] == "rate_limit"
+    assert api.server.config()["rate_limit_mode"] == "sliding_window"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"rate_limit_mode": "leaky"}, "rate_limit_mode must be one of"),
+        ({"rate_limit_window": 0}, "rate_limit_window must be positive"),
+        ({"rate_limit_window": "60"}, "rate_limit_window must be a number"),
+        (
+            {"rate_limit_mode": "sliding_window", "rate_limit_window": 1, "requests_per_minute": 6},
+            "too short",
+        ),
+    ],
+)
+def test_sliding_window_options_are_checked(options, message):
+    with pytest.raises(ValueError, match=message):
+        SandboxConfig().updated(**options)

@@ -183,6 +183,10 @@ def test_cli_fault_options(tmp_path):
             "a=b=2",
             "--error-rate",
             "0",
+            "--rate-limit-mode",
+            "sliding-window",
+            "--rate-limit-window",
+            "10",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -195,13 +199,18 @@ def test_cli_fault_options(tmp_path):
         assert config["retry_after"] is False
         assert config["fail_ids"] == {"a=b": 2}
         assert config["requests_per_minute"] == 60
+        assert config["rate_limit_mode"] == "sliding_window"
+        assert config["rate_limit_window"] == 10
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
     assert process.returncode == 0
 
 
-@pytest.mark.parametrize("args", [["--error-rate", "3"], ["--fail-id", "nocount"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--error-rate", "3"], ["--fail-id", "nocount"], ["--rate-limit-window", "0"]],
+)
 def test_cli_rejects_bad_options(args):
     result = subprocess.run(
         [str(CLI), "--port", "0", *args],

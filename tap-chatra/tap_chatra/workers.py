@@ -112,6 +112,9 @@ def in_order(
 ) -> Iterator[tuple[str, Future[R]]]:
     """Keep up to `ahead` calls queued or running; yield them in item order.
 
+    The first call goes out alone: only once it has an answer do the others fan out, so a
+    run with wrong keys costs one request, not one per worker.
+
     Args:
         pool: Runs the calls.
         items: IDs, in the order results are wanted.
@@ -124,13 +127,16 @@ def in_order(
     pending: deque[tuple[str, Future[R]]] = deque()
     remaining = iter(items)
     exhausted = False
+    probe: Future[R] | None = None
     while True:
-        while not exhausted and len(pending) <= ahead:
+        limit = ahead if probe is not None and probe.done() else 0
+        while not exhausted and len(pending) <= limit:
             item = next(remaining, None)
             if item is None:
                 exhausted = True
             else:
                 pending.append((item, _submit(pool, start, item)))
+                probe = probe or pending[-1][1]
         if not pending:
             return
         yield pending.popleft()

@@ -39,6 +39,7 @@ def test_about_json_documents_every_setting_and_marks_secrets(kit) -> None:
     assert {name for name, schema in properties.items() if schema.get("secret")} == {
         "api_key_pair",
         "private_key",
+        "rate_limit_store",  # a postgresql:// URL may hold a password
     }
     assert properties["fetch_message_clients"]["default"] is True
     assert properties["state_flush_seconds"]["default"] == 10

@@ -306,11 +306,36 @@ def test_in_order_reports_errors_in_place_and_keeps_at_most_ahead_plus_one_submi
         pairs = in_order(pool, ["x", "bad", "y", "z"], start, ahead=1)
         _, first = next(pairs)
         assert first.result() == "x"
-        assert submitted == ["x", "bad"]
+        assert submitted == ["x"]  # the first call goes out alone
         item, failed = next(pairs)
         assert item == "bad"
+        assert submitted == ["x", "bad", "y"]
         with pytest.raises(ValueError, match="bad"):
             failed.result()
+
+
+def test_in_order_fans_out_only_once_the_first_call_has_answered() -> None:
+    submitted: list[str] = []
+    answer = threading.Event()
+    with WorkerPool(4, name="test") as pool:
+
+        def start(item: str):
+            submitted.append(item)
+
+            def call() -> str:
+                answer.wait(5)
+                return item
+
+            return call
+
+        pairs = in_order(pool, ["a", "b", "c", "d", "e"], start, ahead=4)
+        _, first = next(pairs)
+        time.sleep(0.05)
+        assert submitted == ["a"]
+        answer.set()
+        assert first.result() == "a"
+        next(pairs)
+        assert submitted == ["a", "b", "c", "d", "e"]
 
 
 def test_closing_the_pool_cancels_queued_jobs_and_interrupts_sleeps() -> None:

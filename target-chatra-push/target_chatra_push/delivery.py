@@ -10,7 +10,8 @@ What each error from chatra_client means here:
   network fault leaves a few rows to check by hand rather than every row.
 - NotFoundError / RejectedError (400/404/422, e.g. an unknown client): ``failed`` as rejected,
   dead-lettered; tried again on a later run when `retry_failed` is on.
-- AuthenticationError (401/403): ``failed`` as not sent, and the run stops at once.
+- AuthenticationError (401/403), RateLimitStoreError (the shared pace cannot be used, so
+  the POST never went out): ``failed`` as not sent, and the run stops at once.
 - RetriesExhaustedError: chatra_client retries 429/5xx and connection failures that happened
   before the request went out; only those end here, so the POST surely had no effect. The key
   is ``failed`` as not sent (always tried again on the next run, whatever `retry_failed`
@@ -31,12 +32,14 @@ from chatra_client import (
     NotFoundError,
     OutcomeUnknownError,
     RateLimiter,
+    RateLimitStoreError,
     RejectedError,
     RetriesExhaustedError,
 )
 from target_chatra_push.ledger import FailureKind, Ledger, LedgerError
 from target_chatra_push.outputs import DeadLetterFile, PreviewFile, SentIdsFile
 from target_chatra_push.policy import Decision, decide
+from target_chatra_push.preview_page import MessagePage, page_path
 from target_chatra_push.rendering import InvalidRowError, build_outbound, key_hint
 from target_chatra_push.summary import Outcome, RunSummary
 
@@ -92,6 +95,8 @@ class Delivery:
         self._dead_letters = DeadLetterFile(options.dead_letter_path)
         self._preview = PreviewFile(options.preview_path)
         self._sent_ids: dict[Path, SentIdsFile] = {}
+        page = page_path(options)
+        self._page = MessagePage(page, dry_run=options.dry_run) if page else None
         self._seen: set[tuple[str, str]] = set()
         self._sends = 0
         self._unconfirmed_in_a_row = 0
@@ -141,8 +146,17 @@ class Delivery:
         self.finish()
         raise RunStoppedError(message)
 
-    def _count(self, stream: str, outcome: Outcome, key: str | None) -> Outcome:
+    def _count(
+        self,
+        stream: str,
+        outcome: Outcome,
+        key: str | None,
+        outbound: Outbound | None = None,
+        reason: str | None = None,
+    ) -> Outcome:
         self.summary.add(stream, outcome, key)
+        if self._page is not None:
+            self._page.rows.add(stream, outcome, key, outbound, reason)
         return outcome
 
     # Rows
@@ -188,7 +202,7 @@ class Delivery:
                     outbound=outbound,
                     reason=why,
                 )
-            return self._count(stream, Outcome.DUPLICATE, outbound.key)
+            return self._count(stream, Outcome.DUPLICATE, outbound.key, outbound, why)
         self._seen.add((stream, outbound.key))
         if self.options.dry_run:
             return self._preview_row(stream, outbound)
@@ -206,11 +220,11 @@ class Delivery:
         )
         if self.options.dry_run:
             self._preview.add(stream=stream, key=key, action="invalid", reason=invalid.reason)
-            return self._count(stream, Outcome.INVALID, key)
+            return self._count(stream, Outcome.INVALID, key, reason=invalid.reason)
         self._dead_letters.add(
             stream=stream, key=key, kind="invalid", reason=invalid.reason, record=record
         )
-        self._count(stream, Outcome.INVALID, key)
+        self._count(stream, Outcome.INVALID, key, reason=invalid.reason)
         if self.options.stop_on_bad_row:
             self._stop(
                 f"Stopped at an invalid row (on_error is fail): stream {stream}, key {key}: "
@@ -227,9 +241,9 @@ class Delivery:
             stream=stream, key=outbound.key, action=decision.value, outbound=outbound, reason=why
         )
         if decision is not Decision.SEND:
-            return self._count(stream, _OUTCOME_OF[decision], outbound.key)
+            return self._count(stream, _OUTCOME_OF[decision], outbound.key, outbound, why)
         self._sends += 1
-        return self._count(stream, Outcome.PREVIEWED, outbound.key)
+        return self._count(stream, Outcome.PREVIEWED, outbound.key, outbound)
 
     def _send_row(
         self,
@@ -249,7 +263,7 @@ class Delivery:
             self._logger.log(
                 level, "Stream %s key %s: %s, not sent (%s).", stream, key, decision, why
             )
-            return self._count(stream, _OUTCOME_OF[decision], key)
+            return self._count(stream, _OUTCOME_OF[decision], key, outbound, why)
         if entry is not None:
             self._logger.info("Stream %s key %s: sending again (%s).", stream, key, why)
         self._sends += 1
@@ -275,7 +289,9 @@ class Delivery:
                 stream,
                 key,
             )
-            self._count(stream, Outcome.UNCONFIRMED, key)
+            self._count(
+                stream, Outcome.UNCONFIRMED, key, outbound, "the answer to the POST was lost"
+            )
             self._unconfirmed_in_a_row += 1
             limit = self.options.max_unconfirmed_in_a_row
             if limit and self._unconfirmed_in_a_row >= limit:
@@ -289,13 +305,13 @@ class Delivery:
         except (NotFoundError, RejectedError) as exc:
             self._unconfirmed_in_a_row = 0
             return self._rejected(stream, record, outbound, exc)
-        except AuthenticationError as exc:
+        except (AuthenticationError, RateLimitStoreError) as exc:
             ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
-            self._count(stream, Outcome.DEFERRED, key)
+            self._count(stream, Outcome.DEFERRED, key, outbound, str(exc))
             self._stop(f"{exc} Nothing more was sent.")
         except RetriesExhaustedError as exc:
             ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
-            self._count(stream, Outcome.DEFERRED, key)
+            self._count(stream, Outcome.DEFERRED, key, outbound, str(exc))
             self._stop(
                 f"Chatra kept refusing stream {stream} key {key}: {exc} Nothing more was sent; "
                 "run again later and the rows not yet sent go out then."
@@ -318,7 +334,7 @@ class Delivery:
             )
         else:
             self._logger.debug("Stream %s key %s: sent as %s.", stream, key, message_id)
-        return self._count(stream, Outcome.SENT, key)
+        return self._count(stream, Outcome.SENT, key, outbound)
 
     def _rejected(
         self,
@@ -342,7 +358,7 @@ class Delivery:
         self._logger.warning(
             "Stream %s key %s: rejected by Chatra, %s: %s", stream, key, retry, exc
         )
-        self._count(stream, Outcome.REJECTED, key)
+        self._count(stream, Outcome.REJECTED, key, outbound, str(exc))
         if self.options.stop_on_bad_row:
             self._stop(
                 f"Stopped at a rejected row (on_error is fail): stream {stream}, key {key}: {exc} "
@@ -374,7 +390,7 @@ class Delivery:
             return
         try:
             self._chatra().check_credentials()
-        except (AuthenticationError, ConfigError) as exc:
+        except (AuthenticationError, ConfigError, RateLimitStoreError) as exc:
             self._stop(str(exc))
         except RetriesExhaustedError as exc:
             self._stop(f"Chatra could not be reached to check the keys: {exc}")
@@ -390,6 +406,8 @@ class Delivery:
         self.summary.log(self._logger)
         if self.options.report_path is not None:
             self.summary.write(self.options.report_path)
+        if self._page is not None:
+            self._page.write(self._logger, self.summary.stopped)
         self._dead_letters.close()
         self._preview.close()
         for sent_ids in self._sent_ids.values():

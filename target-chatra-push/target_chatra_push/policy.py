@@ -35,11 +35,14 @@ class DeliveryOptions:
     dead_letter_path: Path = Path(DEFAULT_DEAD_LETTER_PATH)
     preview_path: Path = Path(DEFAULT_PREVIEW_PATH)
     report_path: Path | None = None
+    preview_html_path: Path | None = None
+    report_html_path: Path | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, t.Any]) -> DeliveryOptions:
         """Read the delivery settings (defaults as in the settings schema)."""
         report = config.get("report_path")
+        preview_html, report_html = config.get("preview_html_path"), config.get("report_html_path")
         return cls(
             dry_run=bool(config.get("dry_run", False)),
             stop_on_bad_row=config.get("on_error", "continue") == "fail",
@@ -52,6 +55,8 @@ class DeliveryOptions:
             dead_letter_path=Path(config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH),
             preview_path=Path(config.get("preview_path") or DEFAULT_PREVIEW_PATH),
             report_path=Path(report) if report else None,
+            preview_html_path=Path(preview_html) if preview_html else None,
+            report_html_path=Path(report_html) if report_html else None,
         )
 
 

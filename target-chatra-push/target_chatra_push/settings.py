@@ -316,4 +316,28 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             ),
             examples=[".chatra-push/report.json"],
         ),
+        th.Property(
+            "preview_html_path",
+            th.StringType,
+            title="Preview page",
+            description=(
+                "Dry runs also write this HTML page, replacing it: every row as the client "
+                "will see it (a chat bubble with the text and the sender), grouped by stream "
+                "and client, with counts by action, the reason of each invalid row and a "
+                "search box. One file with nothing to fetch; it holds the message texts, so "
+                "it is readable by the owner only. Unset: `preview.html` beside `preview_path`."
+            ),
+            examples=[".chatra-push/preview.html"],
+        ),
+        th.Property(
+            "report_html_path",
+            th.StringType,
+            title="Report page",
+            description=(
+                "If set, a real run writes the same page as `preview_html_path` here, "
+                "replacing it: what was sent, duplicated, left unconfirmed, deferred or "
+                "dead-lettered, with the reasons."
+            ),
+            examples=[".chatra-push/report.html"],
+        ),
     ]

@@ -18,7 +18,8 @@ OWN_SETTINGS = (
     "received_from", "dedupe_key_properties", "sent_ids_path", "stream_settings", "ledger_path",
     "dead_letter_path", "on_error", "retry_failed", "resend_unconfirmed",
     "max_unconfirmed_in_a_row", "resend_changed",
-    "max_sends_per_run", "dry_run", "preview_path", "report_path",
+    "max_sends_per_run", "dry_run", "preview_path", "report_path", "preview_html_path",
+    "report_html_path",
 )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ class TestTargetChatraPushStandard(StandardTargetTests):
         monkeypatch.chdir(tmp_path)
         yield
         written = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-        assert written <= {".chatra-push/preview.jsonl"}
+        assert written <= {".chatra-push/preview.jsonl", ".chatra-push/preview.html"}
 
     def test_target_record_missing_key_property(self, tmp_path):
         """A row without its key property is previewed as invalid and the run goes on."""

@@ -33,6 +33,7 @@ ISOLATED_PREFIXES = (
     "TARGET_POSTGRES_",
     "TARGET_DUCKDB_",
     "TAP_JSONL_",
+    "CHATRA_WEBHOOKS_",
 )
 # Kept: the interpreter for the plugin venvs, which CI sets on Python 3.13 (see ci.yml).
 PASSED_THROUGH = {"MELTANO_PYTHON"}

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from chatra_sandbox import SandboxServer
-    from tests.conftest import PostgresDatabase
+    from conftest import PostgresDatabase
     from tests.e2e.conftest import MeltanoProject, SandboxSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -52,6 +52,7 @@ def test_tap_about_json_marks_secrets(meltano: MeltanoProject) -> None:
     assert {name for name, schema in settings.items() if schema.get("secret")} == {
         "api_key_pair",
         "private_key",
+        "rate_limit_store",  # a postgresql:// URL may hold a password
     }
     for name in ("message_ids_file", "client_ids", "webhook_events_file", "requests_per_minute"):
         assert settings[name].get("description"), f"{name} has no description"

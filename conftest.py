@@ -1,4 +1,4 @@
-"""A PostgreSQL server for the end-to-end tests.
+"""A PostgreSQL server for every test suite of the repository (hence at its root).
 
 Order of preference: the server that answers on 127.0.0.1:5432 (trust auth as user
 `postgres` on the project's machines and in CI's service container), else a throwaway
@@ -50,6 +50,22 @@ class PostgresServer:
             connect_timeout=5,
             autocommit=True,
         )
+
+    @contextlib.contextmanager
+    def scratch_database(self, prefix: str) -> Iterator[str]:
+        """A new database named `prefix` plus a random suffix; dropped at the end."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            with self.connect() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def url(self, dbname: str) -> str:
+        """The `postgresql://` URL of a database on this server (trust authentication)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,188 @@
+"""`chatra-webhooks serve | export | prune`: arguments to settings, then the work.
+
+Each option also reads a `CHATRA_WEBHOOKS_<NAME>` variable, which is how Meltano passes the
+utility's settings (`meltano invoke chatra-webhooks serve`). Every failure is one line on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import typing as t
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from chatra_webhooks import settings as defaults
+from chatra_webhooks.app import create_app
+from chatra_webhooks.maintenance import export_jsonl, prune_older_than
+from chatra_webhooks.server import bind, serve, url_of
+from chatra_webhooks.settings import InboxSettings, SettingsError, normalize_store_url
+from chatra_webhooks.sql_store import SqlEventStore
+from chatra_webhooks.store import StoreError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+PROG = "chatra-webhooks"
+ENV_PREFIX = "CHATRA_WEBHOOKS_"
+
+
+def _env(name: str, default: object) -> t.Any:
+    return os.environ.get(ENV_PREFIX + name.upper(), default)
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = kind(value)
+        except ValueError:
+            number = -1
+        if number <= 0:
+            msg = f"expected a positive number, got {value!r}"
+            raise argparse.ArgumentTypeError(msg)
+        return number
+
+    return parse
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=_env("store", defaults.DEFAULT_STORE_URL),
+        help="sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB "
+        f"(default: %(default)s; variable {ENV_PREFIX}STORE)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="receive Chatra's webhooks",
+        description=f"Receive webhooks at POST /chatra/<token>. Tokens come from "
+        f"{defaults.INGEST_TOKEN_VARIABLE} and {defaults.READ_TOKEN_VARIABLE}.",
+    )
+    add = serve.add_argument
+    add("--host", default=_env("host", defaults.DEFAULT_HOST), help="address (%(default)s)")
+    add("--port", type=int, default=_env("port", defaults.DEFAULT_PORT), help="0: a free port")
+    _add_store(serve)
+    add(
+        "--max-body",
+        type=_positive(int),
+        default=_env("max_body", defaults.DEFAULT_MAX_BODY),
+        help="largest accepted body in bytes (%(default)s)",
+    )
+    add(
+        "--body-timeout",
+        type=_positive(float),
+        default=_env("body_timeout", defaults.DEFAULT_BODY_TIMEOUT),
+        help="seconds a sender gets to send its whole body (%(default)s)",
+    )
+    export = commands.add_parser("export", help="write the stored bodies as JSONL")
+    _add_store(export)
+    export.add_argument("--after", type=int, default=0, help="only events with a larger seq")
+    export.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    prune = commands.add_parser("prune", help="delete old events")
+    _add_store(prune)
+    prune.add_argument(
+        "--older-than",
+        type=_positive(float),
+        required=True,
+        metavar="DAYS",
+        help="delete events received more than DAYS days ago",
+    )
+    return parser
+
+
+def _open_store(url: str, *, must_exist: bool) -> SqlEventStore:
+    normalized = normalize_store_url(url)
+    if must_exist and normalized.startswith("sqlite"):
+        database = sa.engine.make_url(normalized).database
+        if database and not Path(database).exists():
+            msg = f"the store {database} does not exist; check --store"
+            raise StoreError(msg)
+    return SqlEventStore(normalized)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = InboxSettings.from_environment(
+        os.environ,
+        store_url=normalize_store_url(args.store),
+        host=args.host,
+        port=int(args.port),
+        max_body=int(args.max_body),
+        body_timeout=float(args.body_timeout),
+    )
+    store = _open_store(settings.store_url, must_exist=False)
+    try:
+        try:
+            sock = bind(settings.host, settings.port)
+        except OSError as exc:
+            msg = f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+            raise StoreError(msg) from None
+        print(f"listening on {url_of(sock)}", flush=True)
+        serve(create_app(settings, store), sock)
+    finally:
+        store.close()
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    store = _open_store(args.store, must_exist=True)
+    try:
+        if args.output is None:
+            count, last = export_jsonl(store, sys.stdout, args.after)
+        else:
+            with args.output.open("w", encoding="utf-8") as out:
+                count, last = export_jsonl(store, out, args.after)
+    finally:
+        store.close()
+    print(f"{PROG}: exported {count} events; the last seq is {last}", file=sys.stderr)
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    store = _open_store(args.store, must_exist=True)
+    try:
+        deleted = prune_older_than(store, args.older_than)
+    finally:
+        store.close()
+    print(f"{PROG}: deleted {deleted} events older than {args.older_than:g} days", file=sys.stderr)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _serve,
+    "export": _export,
+    "prune": _prune,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except (StoreError, OSError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Every route of the inbox: ingest, the read API, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing as t
+
+from anyio import to_thread
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from chatra_webhooks.access_log import NOTE_KEY, loggable_name
+from chatra_webhooks.events import BodyError, parse_body
+from chatra_webhooks.store import StoreError
+
+if t.TYPE_CHECKING:
+    from chatra_webhooks.metrics import InboxMetrics
+    from chatra_webhooks.settings import InboxSettings
+    from chatra_webhooks.store import EventStore
+
+LOGGER = logging.getLogger("chatra_webhooks")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+# After a refused or unfinished body the connection is closed, not reused: the rest of the
+# body may still be on its way.
+_CLOSE = {"connection": "close"}
+_ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class _TooLargeError(Exception):
+    """The body is larger than `max_body`."""
+
+
+def not_found(_request: Request, _exc: Exception | None = None) -> Response:
+    """The answer to an unknown path and to a wrong ingest token alike."""
+    return PlainTextResponse("Not Found", status_code=404)
+
+
+def _note(request: Request, text: str) -> None:
+    setattr(request.state, NOTE_KEY, text)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        msg = f"{name} must be a whole number from {low} to {high}"
+        raise ValueError(msg)
+    return int(raw)
+
+
+class Handlers:
+    """The route handlers, bound to one app's settings, store and metrics."""
+
+    def __init__(self, settings: InboxSettings, store: EventStore, metrics: InboxMetrics):
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+
+    def routes(self) -> list[Route]:
+        """The app's routes."""
+        return [
+            # Every method: a wrong token is a 404 whatever the method, never a 405.
+            Route("/chatra/{token}", self.ingest, methods=_ANY_METHOD),
+            Route("/events", self.events, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics_page, methods=["GET"]),
+        ]
+
+    def _reject(self, request: Request, reason: str, response: Response) -> Response:
+        self.metrics.rejected.labels(reason=reason).inc()
+        _note(request, f"rejected={reason}")
+        return response
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            raise _TooLargeError
+        body = bytearray()
+        async with asyncio.timeout(self.settings.body_timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise _TooLargeError
+        return bytes(body)
+
+    async def ingest(self, request: Request) -> Response:
+        """`POST /chatra/<token>`: store a webhook body, answer 200 once it is committed."""
+        token = self.settings.ingest_tokens.position(request.path_params["token"])
+        if token is None:
+            return self._reject(request, "unknown_token", not_found(request))
+        if request.method != "POST":
+            headers = {"allow": "POST"}
+            return self._reject(request, "method", _error(405, "POST the event", headers))
+        try:
+            raw = await self._read_body(request)
+        except _TooLargeError:
+            limit = self.settings.max_body
+            message = f"the body is larger than {limit} bytes"
+            return self._reject(request, "too_large", _error(413, message, _CLOSE))
+        except TimeoutError:
+            seconds = self.settings.body_timeout
+            message = f"the body did not arrive within {seconds:g} s"
+            return self._reject(request, "timeout", _error(408, message, _CLOSE))
+        except ClientDisconnect:
+            return self._reject(request, "disconnected", _error(400, "disconnected", _CLOSE))
+        try:
+            event = parse_body(raw)
+        except BodyError as exc:
+            return self._reject(request, exc.reason, _error(400, str(exc)))
+        try:
+            appended = await asyncio.wrap_future(self.store.append_soon(event))
+        except StoreError as exc:
+            LOGGER.warning("An event of %d bytes was not stored: %s", len(raw), exc)
+            message = "the event could not be stored; send it again"
+            return self._reject(request, "store_unavailable", _error(503, message))
+        if appended.duplicate:
+            self.metrics.duplicates.inc()
+        else:
+            self.metrics.count_stored(event.event_name)
+        _note(
+            request,
+            f"event={loggable_name(event.event_name)} bytes={len(raw)} seq={appended.seq}"
+            f" token={token}" + (" duplicate" if appended.duplicate else ""),
+        )
+        return JSONResponse({"seq": appended.seq, "duplicate": appended.duplicate})
+
+    async def events(self, request: Request) -> Response:
+        """`GET /events?after=SEQ&limit=N`: events after SEQ, in order, for a Bearer token."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not self.settings.read_token.accepts(token.strip()):
+            headers = {"www-authenticate": "Bearer"}
+            message = "send the read token as 'Authorization: Bearer <token>'"
+            return self._reject(request, "unauthorized", _error(401, message, headers))
+        try:
+            after = _query_int(request, "after", 0, 0, 2**63 - 1)
+            limit = _query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        except ValueError as exc:
+            return self._reject(request, "bad_query", _error(400, str(exc)))
+        try:
+            page = await to_thread.run_sync(self.store.read, after, limit)
+        except StoreError as exc:
+            LOGGER.warning("A page of events was not read: %s", exc)
+            return _error(503, "the store is not available; try again")
+        _note(request, f"after={after} events={len(page)}")
+        return JSONResponse(
+            {
+                "events": [event.to_json() for event in page],
+                "next_after": page[-1].seq if page else after,
+            }
+        )
+
+    async def healthz(self, _request: Request) -> Response:
+        """`GET /healthz`: 200 when the store answers, else 503."""
+        try:
+            await to_thread.run_sync(self.store.ping)
+        except StoreError as exc:
+            LOGGER.warning("Health check failed: %s", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_page(self, _request: Request) -> Response:
+        """`GET /metrics`: Prometheus' text format."""
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,212 @@
+"""`SqlEventStore`: the event store on SQLite or PostgreSQL, through SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+import sqlalchemy as sa
+
+from chatra_webhooks.schema import EVENTS, INBOX, WRITE_OPTIONS, create_engine, upgrade
+from chatra_webhooks.store import Appended, StoredEvent, StoreError
+from chatra_webhooks.writer import BatchWriter
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+    from concurrent.futures import Future
+
+    from chatra_webhooks.events import IncomingEvent
+
+#: A page of the read API stops early past this many bytes of bodies (at least one event).
+PAGE_BYTES = 4 * 1024 * 1024
+MAX_BATCH = 256
+_COLUMNS = (
+    EVENTS.c.seq,
+    EVENTS.c.received_at,
+    EVENTS.c.event_name,
+    EVENTS.c.client_id,
+    EVENTS.c.chat_id,
+    EVENTS.c.body,
+)
+
+
+def describe(exc: BaseException) -> str:
+    """One line about a database error, without the statement or its parameters.
+
+    SQLAlchemy's own message quotes both, and the parameters are webhook bodies.
+    """
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    first_line = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first_line}".rstrip(": ")
+
+
+def _row(event: IncomingEvent, seq: int, received_at: dt.datetime) -> dict[str, t.Any]:
+    return {
+        "seq": seq,
+        "received_at": received_at,
+        "event_name": event.event_name,
+        "client_id": event.client_id,
+        "chat_id": event.chat_id,
+        "body": event.body,
+        "body_sha256": event.body_sha256,
+    }
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands back the naive UTC time that was written; PostgreSQL an aware one.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+class SqlEventStore:
+    """Events in SQLite or PostgreSQL; see `schema` for how sequence numbers stay safe.
+
+    Args:
+        url: A normalized SQLAlchemy URL (`sqlite:///…` or `postgresql+psycopg://…`).
+
+    Raises:
+        StoreError: If the store cannot be opened or its schema cannot be brought up to date.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_engine(url)
+        try:
+            upgrade(self._engine)
+        except sa.exc.SQLAlchemyError as exc:
+            self._engine.dispose()
+            msg = f"cannot open the store {self._engine.url!r}: {describe(exc)}"
+            raise StoreError(msg) from None
+        self._writer: BatchWriter[IncomingEvent, Appended] = BatchWriter(
+            self._write_batch, max_batch=MAX_BATCH, name="chatra-webhooks-writer"
+        )
+
+    def append(self, event: IncomingEvent) -> Appended:
+        """Store `event` and return once it is committed.
+
+        Raises:
+            StoreError: If the store did not commit it.
+        """
+        return self.append_soon(event).result()
+
+    def append_soon(self, event: IncomingEvent) -> Future[Appended]:
+        """Queue `event` for the next commit; the future resolves once it is committed.
+
+        Raises:
+            StoreError: If the store is closed (the future raises it when the commit fails).
+        """
+        return self._writer.submit(event)
+
+    def _write_batch(self, events: list[IncomingEvent]) -> list[Appended]:
+        try:
+            return self._commit_batch(events)
+        except sa.exc.SQLAlchemyError as exc:
+            msg = f"the store did not commit the event: {describe(exc)}"
+            raise StoreError(msg) from None
+
+    def _commit_batch(self, events: list[IncomingEvent]) -> list[Appended]:
+        received_at = dt.datetime.now(dt.UTC)
+        hashes = {event.body_sha256 for event in events}
+        with self._engine.connect().execution_options(**WRITE_OPTIONS) as conn, conn.begin():
+            # Locks the counter row until commit: the next writer numbers after this one, and
+            # no other writer can store one of these bodies meanwhile.
+            last_seq: int = conn.execute(
+                sa.update(INBOX)
+                .where(INBOX.c.id == 1)
+                .values(last_seq=INBOX.c.last_seq)
+                .returning(INBOX.c.last_seq)
+            ).scalar_one()
+            known: dict[str, int] = {
+                row.body_sha256: row.seq
+                for row in conn.execute(
+                    sa.select(EVENTS.c.seq, EVENTS.c.body_sha256).where(
+                        EVENTS.c.body_sha256.in_(hashes)
+                    )
+                )
+            }
+            results: list[Appended] = []
+            rows: list[dict[str, t.Any]] = []
+            for event in events:
+                if event.body_sha256 in known:
+                    results.append(Appended(known[event.body_sha256], duplicate=True))
+                    continue
+                last_seq += 1
+                known[event.body_sha256] = last_seq
+                results.append(Appended(last_seq, duplicate=False))
+                rows.append(_row(event, last_seq, received_at))
+            if rows:
+                conn.execute(sa.insert(EVENTS), rows)
+                conn.execute(sa.update(INBOX).where(INBOX.c.id == 1).values(last_seq=last_seq))
+        return results
+
+    def read(self, after: int, limit: int) -> list[StoredEvent]:
+        """Up to `limit` events after `after` (fewer past `PAGE_BYTES` of bodies).
+
+        Raises:
+            StoreError: If the store does not answer.
+        """
+        query = sa.select(*_COLUMNS).where(EVENTS.c.seq > after).order_by(EVENTS.c.seq)
+        events: list[StoredEvent] = []
+        size = 0
+        try:
+            with self._engine.connect() as conn:
+                for row in conn.execute(query.limit(limit)):
+                    events.append(
+                        StoredEvent(
+                            seq=row.seq,
+                            received_at=_utc(row.received_at),
+                            event_name=row.event_name,
+                            client_id=row.client_id,
+                            chat_id=row.chat_id,
+                            body=row.body,
+                        )
+                    )
+                    size += len(row.body)
+                    if size >= PAGE_BYTES:
+                        break
+        except sa.exc.SQLAlchemyError as exc:
+            msg = f"the store did not answer: {describe(exc)}"
+            raise StoreError(msg) from None
+        return events
+
+    def iter_after(self, after: int, page_size: int = 500) -> Iterator[StoredEvent]:
+        """Every event after `after`, in order, a page at a time.
+
+        Raises:
+            StoreError: If the store does not answer.
+        """
+        while page := self.read(after, page_size):
+            yield from page
+            after = page[-1].seq
+
+    def prune(self, before: dt.datetime) -> int:
+        """Delete the events received before `before`; return how many were deleted.
+
+        Raises:
+            StoreError: If the store does not answer.
+        """
+        try:
+            with self._engine.connect().execution_options(**WRITE_OPTIONS) as conn, conn.begin():
+                deleted = conn.execute(sa.delete(EVENTS).where(EVENTS.c.received_at < before))
+                return int(deleted.rowcount)
+        except sa.exc.SQLAlchemyError as exc:
+            msg = f"the store did not prune: {describe(exc)}"
+            raise StoreError(msg) from None
+
+    def ping(self) -> None:
+        """Check that the store answers.
+
+        Raises:
+            StoreError: If it does not.
+        """
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.select(INBOX.c.last_seq).where(INBOX.c.id == 1)).scalar_one()
+        except sa.exc.SQLAlchemyError as exc:
+            msg = f"the store did not answer: {describe(exc)}"
+            raise StoreError(msg) from None
+
+    def close(self) -> None:
+        """Write what is queued, then release every connection."""
+        self._writer.close()
+        self._engine.dispose()
