@@ -17,6 +17,9 @@ did; `queued` holds the clients of fetched messages still to fetch. The earlier 
 entry per ID (`{"<id>": 1700000000}`, a client's `"1700000000:AbCdEf"`, `queued` as
 `{"<id>": 1}`), is still read, and written back in this one.
 
+The maps in a bookmark are replaced by objects of id_map.py, never changed in place, so a state
+given to the tap (by an in-process caller, or a test) stays as it was given.
+
 Meltano merges a failed run's partial STATE onto the last complete one key by key, and never
 deletes a key, so an ID may appear twice, or both as fetched and as missing: the newer entry
 wins, and a 404 wins over a fetch in the same minute.

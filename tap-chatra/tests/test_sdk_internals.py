@@ -92,6 +92,7 @@ def test_per_id_maps_go_through_the_sdk_state_writer_without_being_walked(monkey
 
     monkeypatch.setattr(IdMap, "_encode_minute", counting)
     state = {"bookmarks": {"messages": {"fetched": {minute: ["a", "b"]}}}}
+    given = json.loads(json.dumps(state))
     tap = TapChatra(config=CONFIG, state=state)
     assert isinstance(tap.message_writer, StateSizeWriter)  # Tap.message_writer_class
     stream = tap.streams["messages"]
@@ -107,3 +108,4 @@ def test_per_id_maps_go_through_the_sdk_state_writer_without_being_walked(monkey
     assert states == [{minute: ["a", "b"]}, {minute: ["a", "b", "c"]}]
     assert len(encoded) == 1 + 1  # when first written, and after the change
     assert (unchanged, changed) == (len(lines[0]) + 1, len(lines[1]) + 1)
+    assert state == given  # the caller's state is read, never changed
