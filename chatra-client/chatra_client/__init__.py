@@ -18,7 +18,13 @@ from chatra_client.errors import (
     parse_retry_after,
     raise_for_response,
 )
-from chatra_client.paths import collection_path, escape_id, record_path, validate_api_url
+from chatra_client.paths import (
+    collection_path,
+    escape_id,
+    id_problem,
+    record_path,
+    validate_api_url,
+)
 from chatra_client.ratelimit import RateLimiter
 from chatra_client.retry import RetryPolicy, retrying
 from chatra_client.settings import (
@@ -49,6 +55,7 @@ __all__ = [
     "collection_path",
     "connection_properties",
     "escape_id",
+    "id_problem",
     "json_object",
     "new_session",
     "parse_retry_after",

@@ -7,13 +7,13 @@ import time
 import typing as t
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from chatra_client.auth import ChatraAuth
 from chatra_client.errors import ConfigError, NotFoundError, RejectedError, raise_for_response
 from chatra_client.paths import collection_path, record_path
 from chatra_client.ratelimit import RateLimiter
 from chatra_client.retry import RetryPolicy, retrying
+from chatra_client.transport import DeadlineAdapter
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,12 +30,14 @@ def new_session(pool_size: int = 8) -> requests.Session:
     """A session with a connection pool for `pool_size` concurrent requests and no hidden retries.
 
     urllib3's own retries are off so that every attempt goes through the limiter and the
-    POST safety rules of `retrying`.
+    POST safety rules of `retrying`; a request's timeout bounds all of it (DeadlineAdapter).
     """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    # Chatra does not redirect API calls; a loop (a proxy's) stops after a few unpaced hops.
+    session.max_redirects = 5
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
     return session

@@ -56,7 +56,7 @@ class RejectedError(ChatraError, FatalAPIError):
 
 
 class RetriableError(ChatraError, RetriableAPIError):
-    """A refusal worth retrying: 429 or a 5xx. The request had no effect."""
+    """A refusal worth retrying: 408, 429 or a 5xx. The request had no effect."""
 
     def __init__(self, message: str, *, status: int | None, retry_after: float | None) -> None:
         ChatraError.__init__(self, message, status=status)
@@ -130,7 +130,7 @@ def raise_for_response(response: requests.Response, *, context: str) -> None:
     Raises:
         AuthenticationError: On 401 or 403.
         NotFoundError: On 404.
-        RetriableError: On 429 or a 5xx.
+        RetriableError: On 408, 429 or a 5xx.
         RejectedError: On any other 4xx (and on unexpected 1xx/3xx answers).
     """
     status = response.status_code
@@ -146,8 +146,9 @@ def raise_for_response(response: requests.Response, *, context: str) -> None:
         raise AuthenticationError(msg, status=status)
     if status == 404:
         raise NotFoundError(f"{context}: no such record (HTTP 404){said}.", status=status)
-    if status == 429 or status >= 500:
-        kind = "rate limited" if status == 429 else "server error"
+    # 408: the server gave up waiting for the request, which therefore had no effect.
+    if status in {408, 429} or status >= 500:
+        kind = {408: "request timeout", 429: "rate limited"}.get(status, "server error")
         msg = f"{context}: {kind} (HTTP {status}){said}."
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise RetriableError(msg, status=status, retry_after=retry_after)

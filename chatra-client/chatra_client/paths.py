@@ -25,7 +25,8 @@ def escape_id(record_id: str) -> str:
     segment as "this" or "parent" directory.
 
     Raises:
-        InvalidIdError: If the ID is not a string, is blank, or is a dot segment.
+        InvalidIdError: If the ID is not a string, is blank, is a dot segment, or is not
+            valid Unicode.
     """
     if not isinstance(record_id, str) or not record_id.strip():
         msg = f"Invalid record ID {record_id!r}: an ID must be a non-blank string."
@@ -33,7 +34,30 @@ def escape_id(record_id: str) -> str:
     if record_id in {".", ".."}:
         msg = f"Invalid record ID {record_id!r}: a dot segment cannot name a record."
         raise InvalidIdError(msg)
-    return quote(record_id, safe="")
+    try:
+        encoded = record_id.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows "\udc00") has no UTF-8 form, so no URL can carry it.
+        msg = f"Invalid record ID {record_id!r}: it holds a lone surrogate, not valid Unicode."
+        raise InvalidIdError(msg) from None
+    return quote(encoded, safe="")
+
+
+def id_problem(value: object) -> str | None:
+    """Why a value from an ID source or a body cannot be a record ID, or None when it can.
+
+    Strings and (non-boolean) integers can; an integer stands for its decimal digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return f"ID must be a string, got {type(value).__name__}"
+    text = str(value)
+    if not text.strip():
+        return "empty ID" if not text else "ID is only whitespace"
+    try:
+        escape_id(text)
+    except InvalidIdError as error:
+        return str(error).rstrip(".")
+    return None
 
 
 def record_path(resource: str, record_id: str) -> str:

@@ -108,7 +108,10 @@ def connection_properties() -> th.PropertiesList:
             th.NumberType,
             default=DEFAULT_REQUEST_TIMEOUT,
             title="Request timeout",
-            description="Seconds to wait for Chatra to answer one request.",
+            description=(
+                "Seconds one request may take in all: connecting, the headers and the whole "
+                "body. A slower answer counts as a timeout and is retried."
+            ),
         ),
         th.Property(
             "max_retries",
@@ -116,8 +119,9 @@ def connection_properties() -> th.PropertiesList:
             default=DEFAULT_MAX_RETRIES,
             title="Maximum retries",
             description=(
-                "How many times one request is retried after a 429, a 5xx, a timeout or a "
-                "dropped connection, with exponential backoff, before the run fails."
+                "How many times one request is retried after a 408, a 429, a 5xx, a timeout or "
+                "a dropped connection, with exponential backoff, before it is given up (the tap "
+                "sets the ID aside, the target marks the row failed)."
             ),
         ),
     )

@@ -14,6 +14,7 @@ import typing as t
 from collections import Counter
 from functools import cached_property
 
+import requests
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
@@ -28,23 +29,34 @@ from chatra_client import (
     record_path,
     retrying,
 )
-from tap_chatra.errors import FetchFailedError, UnexpectedBodyError
-from tap_chatra.id_state import IdState, Plan, fingerprint, plan_fetches
+from tap_chatra.bodies import UnusableBodyError, decode_object
+from tap_chatra.errors import (
+    SetAsideError,
+    StopRequestedError,
+    SystemicFailureError,
+    UnexpectedBodyError,
+    unusable_answer,
+)
+from tap_chatra.id_sources import IdSourceError
+from tap_chatra.id_state import IdState, Plan, plan_fetches
 from tap_chatra.progress import Periodic, Progress
 from tap_chatra.records import RecordShaper
+from tap_chatra.set_aside import SetAsideLog
 from tap_chatra.state_flush import FlushSchedule
-from tap_chatra.workers import WorkerPool, in_order
+from tap_chatra.workers import Cancelled, WorkerPool, in_order
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from concurrent.futures import Future
 
-    import requests
     from singer_sdk.helpers.types import Auth, Context, RequestFunc
 
     from tap_chatra.tap import TapChatra
 
 Body: t.TypeAlias = dict[str, t.Any]
+
+#: How many answers naming another ID are logged one by one; the rest are counted.
+_MAX_LISTED = 20
 
 
 class ChatraStream(RESTStream[None]):
@@ -60,6 +72,7 @@ class ChatraStream(RESTStream[None]):
         super().__init__(tap)
         self._chatra = tap
         self._pool: WorkerPool | None = None
+        self._set_aside = SetAsideLog(self.name)
 
     # HTTP: the SDK's hooks, backed by chatra_client.
 
@@ -122,22 +135,23 @@ class ChatraStream(RESTStream[None]):
         # The SDK logs "An unhandled error occurred while syncing" before it re-raises; an
         # error of this tap ends the run with its own one line (TapChatra.invoke), which that
         # extra line would precede and call unhandled.
-        if level >= logging.ERROR and isinstance(sys.exc_info()[1], ChatraError):
+        # An ID file's error is one line too (id_lists are read when the first stream plans).
+        if level >= logging.ERROR and isinstance(sys.exc_info()[1], ChatraError | IdSourceError):
             return
         super().log(message, *args, level=level, **kwargs)
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[Body]:
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+            body = decode_object(response.content)
+        except UnusableBodyError as problem:
+            status = response.status_code
             msg = (
-                f"{self.name}: GET {response.request.path_url} answered HTTP "
-                f"{response.status_code} without a JSON object; is api_url right?"
+                f"{self.name}: GET {response.request.path_url} answered HTTP {status} without "
+                f"a JSON object (the body {problem}); is api_url right?"
             )
-            raise UnexpectedBodyError(msg, status=response.status_code)
+            short = f"HTTP {status} body {problem}"
+            raise UnexpectedBodyError(msg, short=short, status=status) from None
         yield body
 
     # Per-ID state.
@@ -189,8 +203,16 @@ class ChatraStream(RESTStream[None]):
         """The time to record for a fetch or a 404 now, in whole epoch seconds."""
         return int(time.time())
 
-    def after_emit(self, record: Body) -> None:
-        """Called once a record has been written (and before STATE can mention it)."""
+    def after_emit(self, body: Body) -> None:
+        """Called once a record has been written (and before STATE can mention it).
+
+        Gets the answer as Chatra sent it: catalog selection and stream maps change only the
+        record, and what the tap learns from an answer must not depend on them.
+        """
+
+    def change_fingerprint(self, body: Body) -> str | None:  # noqa: ARG002 - for subclasses
+        """A digest of what counts as a change, for streams fetched every run; None for others."""
+        return None
 
     def finish(self, now: float) -> None:
         """Called when every planned ID is done, before the stream's final STATE."""
@@ -215,7 +237,14 @@ class ChatraStream(RESTStream[None]):
     def _fetch_body(
         self, fetch: RequestFunc, prepared: requests.PreparedRequest, context: Context
     ) -> Body:
-        response = fetch(prepared, context)
+        try:
+            response = fetch(prepared, context)
+        except ChatraError:
+            raise
+        except (requests.RequestException, ValueError) as error:
+            # Transport errors were retried inside `fetch`; what is left (a redirect loop, a
+            # redirect to a malformed URL, which requests raises as a bare ValueError) is not.
+            raise unusable_answer(error, f"{self.name}: GET {prepared.path_url}") from None
         return next(iter(self.parse_response(response)))
 
     def _log_plan(self, plan: Plan) -> None:
@@ -223,6 +252,7 @@ class ChatraStream(RESTStream[None]):
             (plan.already_fetched, "already fetched"),
             (plan.done_in_this_refresh, "done before the interruption of this refresh"),
             (plan.missing_not_due, "missing (404) and not yet due for a retry"),
+            (plan.failing_not_due, "set aside as failing and not yet due for a retry"),
         ]
         reasons = ", ".join(f"{count} {why}" for count, why in skipped if count)
         self.logger.info(
@@ -234,6 +264,7 @@ class ChatraStream(RESTStream[None]):
 
     @override
     def get_records(self, context: Context | None) -> Iterator[Body]:
+        self._stop_if_asked()
         plan = self.plan(time.time())
         self._log_plan(plan)
         concurrency = int(self.config.get("max_concurrency", 4))
@@ -245,7 +276,11 @@ class ChatraStream(RESTStream[None]):
             progress, self.emit_state_now, schedule, state_bytes=self._chatra.state_writer_bytes()
         )
         counts: Counter[str] = Counter()
-        with WorkerPool(concurrency, name=f"{self.tap_name}-{self.name}") as pool:
+        self._set_aside = SetAsideLog(self.name)
+        with (
+            WorkerPool(concurrency, name=f"{self.tap_name}-{self.name}") as pool,
+            self._chatra.stop_signals.waking(pool.stopping),
+        ):
             self._pool = pool
             try:
                 fetch = self.request_decorator(self._request)
@@ -257,16 +292,32 @@ class ChatraStream(RESTStream[None]):
                         if body is not None:
                             yield from self._emit_if_new(record_id, body, counts)
                         progress.advance()
+                        self._stop_if_asked()
                         periodic.run_due()
             finally:
                 self._pool = None
         self.finish(time.time())
         self.logger.info("%s", self._summary(counts))
+        if summary := self._set_aside.summary():
+            self.logger.warning("%s", summary)
+        self._fail_if_systemic(final=True)
+
+    def _stop_if_asked(self) -> None:
+        """End the run here if SIGTERM or SIGINT arrived, after STATE for what was emitted."""
+        signum = self._chatra.stop_signals.received
+        if signum is None:
+            return
+        self.emit_state_now()
+        msg = (
+            f"Stopped by signal {signum} during stream '{self.name}'; STATE covers every "
+            "record emitted, and the next run resumes from there."
+        )
+        raise StopRequestedError(msg, signum=signum)
 
     def _settle(
         self, record_id: str, future: Future[Body], periodic: Periodic[Body], counts: Counter[str]
     ) -> Body | None:
-        """Wait for one fetch; record a 404 or rejection; stop the run on anything fatal."""
+        """Wait for one fetch; record a 404, a rejection or a failure; stop on anything fatal."""
         try:
             return periodic.wait(future)
         except InvalidIdError as error:
@@ -279,32 +330,85 @@ class ChatraStream(RESTStream[None]):
                 "%s: ID %r not found (HTTP 404); recorded as missing.", self.name, record_id
             )
             counts["missing"] += 1
+            self._set_aside.answered()
         except RejectedError as error:
             self.logger.warning("%s: ID %r skipped: %s", self.name, record_id, error)
             counts["rejected"] += 1
-        except RetriesExhaustedError as error:
-            self.emit_state_now()
-            msg = f"Stream '{self.name}', ID {record_id!r}: {error}"
-            raise FetchFailedError(msg, status=error.status) from None
+            self._set_aside.answered()
+        except (RetriesExhaustedError, SetAsideError, Cancelled) as error:
+            # A stop request cancels the fetches in hand: they are not this ID's fault.
+            self._stop_if_asked()
+            if isinstance(error, Cancelled):
+                raise
+            self._set_aside_failing(record_id, error, counts)
+            return None
         except Exception:
-            # 401/403, an unreadable body, or anything unforeseen: the run stops here, and
-            # STATE first covers every record already written.
+            # 401/403 or anything unforeseen: the run stops here, and STATE first covers
+            # every record already written.
             self.emit_state_now()
             raise
         self.id_state.mark_missing(record_id, self.stamp())
         return None
 
+    def _set_aside_failing(
+        self, record_id: str, error: RetriesExhaustedError | SetAsideError, counts: Counter[str]
+    ) -> None:
+        if isinstance(error, SetAsideError):
+            short = error.short
+        else:
+            short = f"HTTP {error.status}" if error.status else "no answer"
+        failures = self.id_state.mark_failing(record_id, self.stamp(), short)
+        self.logger.warning(
+            "%s: ID %r set aside (failed %d run%s in a row), retried on a later run: %s",
+            self.name,
+            record_id,
+            failures,
+            "" if failures == 1 else "s",
+            error,
+        )
+        counts["set aside"] += 1
+        self._set_aside.set_aside(record_id, short, str(error), failures=failures)
+        self._fail_if_systemic(final=False)
+
+    def _fail_if_systemic(self, *, final: bool) -> None:
+        """Stop the run when most IDs fail: one bad ID is set aside, not this."""
+        reason = self._set_aside.systemic(final=final)
+        if reason:
+            # Not these IDs' fault: the next run tries them at once, with no growing wait.
+            for record_id in self._set_aside.reasons:
+                self.id_state.clear_failing(record_id)
+            self.emit_state_now()
+            raise SystemicFailureError(reason)
+
     def _emit_if_new(self, record_id: str, body: Body, counts: Counter[str]) -> Iterator[Body]:
-        digest = fingerprint(body) if self.refreshes_every_run else None
+        self._set_aside.answered()
+        self._check_answer_id(record_id, body, counts)
+        digest = self.change_fingerprint(body)
         if digest is None or self.id_state.fingerprint(record_id) != digest:
             record = self._shaper.shape(body, record_id)
             yield record
             # Only now has the SDK written the record, so state may cover it.
             counts["emitted"] += 1
-            self.after_emit(record)
+            self.after_emit(body)
         else:
             counts["unchanged"] += 1
         self.id_state.mark_fetched(record_id, self.stamp(), digest)
+
+    def _check_answer_id(self, record_id: str, body: Body, counts: Counter[str]) -> None:
+        answered = body.get("id")
+        if answered is None or str(answered) == record_id:
+            return
+        counts["answered for another ID"] += 1
+        if counts["answered for another ID"] <= _MAX_LISTED:
+            self.logger.warning(
+                "%s: asked for ID %r, Chatra answered with ID %r; emitted as %r, with the "
+                "answer's ID in the '%s' column.",
+                self.name,
+                record_id,
+                answered,
+                record_id,
+                "extra",
+            )
 
     @cached_property
     def _shaper(self) -> RecordShaper:
@@ -315,5 +419,6 @@ class ChatraStream(RESTStream[None]):
         if self.refreshes_every_run:
             parts.append(f"{counts['unchanged']} unchanged (not emitted)")
         parts.append(f"{counts['missing']} not found")
-        parts.extend(f"{counts[kind]} {kind}" for kind in ("rejected", "invalid") if counts[kind])
+        kinds = ("set aside", "rejected", "invalid", "answered for another ID")
+        parts.extend(f"{counts[kind]} {kind}" for kind in kinds if counts[kind])
         return f"{self.name}: done: " + ", ".join(parts) + "."

@@ -8,12 +8,13 @@ ID is reported with its file and line and skipped.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chatra_client import InvalidIdError, escape_id
+from chatra_client import id_problem
 
 if t.TYPE_CHECKING:
     import logging
@@ -81,20 +82,6 @@ class IdLists:
         return list(self.ids[stream])
 
 
-def _blank_reason(value: object) -> str | None:
-    """Why a value cannot be an ID, or None when it can."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return f"ID must be a string, got {type(value).__name__}"
-    text = str(value)
-    if not text.strip():
-        return "empty ID" if not text else "ID is only whitespace"
-    try:
-        escape_id(text)
-    except InvalidIdError as error:
-        return str(error).rstrip(".")
-    return None
-
-
 def _read_text(path: Path, setting: str) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
@@ -106,14 +93,24 @@ def _read_text(path: Path, setting: str) -> str:
         raise IdSourceError(msg) from None
 
 
+def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
+    r"""Lines split on `\n` only (a `\r` before it is dropped), numbered from 1.
+
+    Not `str.splitlines`, which also splits on U+2028, U+2029 and U+0085: JSON allows those
+    unescaped inside a string, so a webhook text holding one would be cut in two.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield number, line.removesuffix("\r")
+
+
 def _ids_from_text(text: str, problems: _Problems) -> Iterator[str]:
     # One ID per line. Surrounding whitespace is invisible in a text file, so it is dropped,
     # and blank lines are allowed by the format, so they are skipped without a report.
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in _numbered_lines(text):
         value = line.strip()
         if not value or value.startswith("#"):
             continue
-        reason = _blank_reason(value)
+        reason = id_problem(value)
         if reason:
             problems.report(number, reason)
             continue
@@ -121,7 +118,8 @@ def _ids_from_text(text: str, problems: _Problems) -> Iterator[str]:
 
 
 def _ids_from_csv(text: str, problems: _Problems, setting: str, path: Path) -> Iterator[str]:
-    reader = csv.DictReader(text.splitlines())
+    # The csv module splits rows itself (on \r and \n only, and never inside quotes).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     if reader.fieldnames is None:
         return
     if "id" not in reader.fieldnames:
@@ -129,7 +127,7 @@ def _ids_from_csv(text: str, problems: _Problems, setting: str, path: Path) -> I
         raise IdSourceError(msg)
     for row in reader:
         value = row.get("id")
-        reason = _blank_reason(value) if value is not None else "no 'id' value"
+        reason = id_problem(value) if value is not None else "no 'id' value"
         if reason:
             problems.report(reader.line_num, reason)
             continue
@@ -137,7 +135,7 @@ def _ids_from_csv(text: str, problems: _Problems, setting: str, path: Path) -> I
 
 
 def _json_lines(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, t.Any]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in _numbered_lines(text):
         if not line.strip():
             continue
         try:
@@ -157,7 +155,7 @@ def _ids_from_jsonl(text: str, problems: _Problems) -> Iterator[str]:
             problems.report(number, "no 'id' key")
             continue
         value = row["id"]
-        reason = _blank_reason(value)
+        reason = id_problem(value)
         if reason:
             problems.report(number, reason)
             continue
@@ -199,7 +197,7 @@ def read_webhook_events(path: Path, *, logger: logging.Logger) -> IdLists:
     for number, event in _json_lines(text, problems):
         client = event.get("client")
         if isinstance(client, dict) and "id" in client:
-            reason = _blank_reason(client["id"])
+            reason = id_problem(client["id"])
             if reason:
                 problems.report(number, f"client.id: {reason}")
             else:
@@ -208,7 +206,7 @@ def read_webhook_events(path: Path, *, logger: logging.Logger) -> IdLists:
         for message in messages if isinstance(messages, list) else []:
             if not isinstance(message, dict) or "id" not in message:
                 continue
-            reason = _blank_reason(message["id"])
+            reason = id_problem(message["id"])
             if reason:
                 problems.report(number, f"messages[].id: {reason}")
                 continue
@@ -222,7 +220,7 @@ def _ids_from_setting(values: object, setting: str, logger: logging.Logger) -> l
     problems = _Problems(f"config {setting}", logger, unit="item")
     ids: list[str] = []
     for number, value in enumerate(values if isinstance(values, list) else [], start=1):
-        reason = _blank_reason(value)
+        reason = id_problem(value)
         if reason:
             problems.report(number, reason)
         else:

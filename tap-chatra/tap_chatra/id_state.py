@@ -4,18 +4,23 @@ The SDK's own per-partition state is a list scanned linearly for every lookup, w
 100k-ID backfill quadratic; these maps do not. Layout of one bookmark (see id_map.py):
 
     messages, pushed_messages:
-        {"fetched": {"2026-11-30T02:45": ["<id>", ...]}, "missing": {"<minute>": ["<id>"]}}
+        {"fetched": {"2026-11-30T02:45": ["<id>", ...]}, "missing": {"<minute>": ["<id>"]},
+         "failing": {"<minute>": {"<id>": "2:HTTP 503"}}}
     clients:
-        {"fetched": {"2026-11-30T02:45": {"<id>": "AbCdEf"}}, "missing": {...},
+        {"fetched": {"2026-11-30T02:45": {"<id>": "AbCdEf"}}, "missing": {...}, "failing": {...},
          "refresh": {"started": 1700000000, "finished": 1700000100},
          "queued": ["<id>", ...]}
 
-IDs are grouped by the UTC minute of their fetch (or 404); a client carries a 32-bit
-fingerprint of the version last emitted. `refresh` (epoch seconds) marks the run that re-fetches
-every client, so a run resumed after a crash skips the clients that the interrupted run already
-did; `queued` holds the clients of fetched messages still to fetch. The earlier layout, with one
-entry per ID (`{"<id>": 1700000000}`, a client's `"1700000000:AbCdEf"`, `queued` as
-`{"<id>": 1}`), is still read, and written back in this one.
+IDs are grouped by the UTC minute of their fetch (or 404, or failure); a client carries a
+32-bit fingerprint of the version last emitted. `refresh` (epoch seconds) marks the run that
+re-fetches every client, so a run resumed after a crash skips the clients that the interrupted
+run already did; `queued` holds the clients of fetched messages, which are refreshed every run
+like configured clients. `failing` holds IDs set aside after their retries ran out (or their
+answer was unusable): when, and in the fingerprint's place how many runs in a row and why; it
+appears only once an ID fails. The earlier layout, with one entry per ID
+(`{"<id>": 1700000000}`, a client's `"1700000000:AbCdEf"`, a failing ID's
+`"1700000000:2:HTTP 503"`, `queued` as `{"<id>": 1}`), is still read, and written back in this
+one.
 
 The maps in a bookmark are replaced by objects of id_map.py, never changed in place, so a state
 given to the tap (by an in-process caller, or a test) stays as it was given.
@@ -42,6 +47,9 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 FINGERPRINT_BYTES = 4
+#: A failing ID is tried again after 10 minutes, then 20, 40, ... up to the missing-ID wait.
+FAILING_RETRY_BASE_SECONDS = 600
+_MAX_REASON = 40
 
 
 def fingerprint(body: Mapping[str, t.Any]) -> str:
@@ -65,6 +73,12 @@ def _id_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> IdM
     return value
 
 
+def failing_retry_seconds(failures: int, cap: float) -> float:
+    """How long an ID that failed `failures` runs in a row is left alone: doubling, capped."""
+    doublings = min(max(failures, 1) - 1, 32)
+    return max(0.0, min(cap, FAILING_RETRY_BASE_SECONDS * 2.0**doublings))
+
+
 class IdState:
     """When each ID was fetched (with a fingerprint, for clients) or found missing.
 
@@ -74,8 +88,13 @@ class IdState:
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
         self._fetched = _id_map(bookmark, "fetched", logger)
         self._missing = _id_map(bookmark, "missing", logger)
-        # A 404 older than the ID's last fetch says nothing any more (Meltano's merge of a
-        # partial STATE brings such entries back).
+        # Added to the bookmark only once an ID fails, so most STATE never carries it.
+        self._bookmark = bookmark
+        self._failing = _id_map(bookmark, "failing", logger) if "failing" in bookmark else IdMap()
+        # A 404 or failure older than the ID's last fetch says nothing any more (Meltano's
+        # merge of a partial STATE brings such entries back).
+        for record_id in [i for i in self._failing if self.failing_at(i) is None]:
+            self._failing.remove(record_id)
         for record_id in [i for i in self._missing if self.missing_at(i) is None]:
             self._missing.remove(record_id)
 
@@ -99,14 +118,42 @@ class IdState:
         fetched = self._fetched.minute(record_id)
         return missing * MINUTE if fetched is None or missing >= fetched else None
 
+    def failing_at(self, record_id: str) -> int | None:
+        """When the ID was last set aside, unless it was fetched or missing in a later minute."""
+        failed = self._failing.minute(record_id)
+        if failed is None:
+            return None
+        since = max(self._fetched.minute(record_id) or -1, self._missing.minute(record_id) or -1)
+        return failed * MINUTE if failed >= since else None
+
+    def failures(self, record_id: str) -> int:
+        """How many runs in a row set the ID aside (0 when it is not failing)."""
+        if self.failing_at(record_id) is None:
+            return 0
+        count = (self._failing.fingerprint(record_id) or "").partition(":")[0]
+        return int(count) if count.isascii() and count.isdigit() else 1
+
     def mark_fetched(self, record_id: str, now: int, fingerprint: str | None = None) -> None:
         """Record a successful fetch; a fingerprint is stored with clients."""
         self._fetched.put(record_id, now // MINUTE, fingerprint)
         self._missing.remove(record_id)
+        self._failing.remove(record_id)
 
     def mark_missing(self, record_id: str, now: int) -> None:
         """Record a 404. A client's last fingerprint is kept, so an unchanged return is quiet."""
         self._missing.put(record_id, now // MINUTE)
+        self._failing.remove(record_id)
+
+    def mark_failing(self, record_id: str, now: int, reason: str) -> int:
+        """Set the ID aside after its retries ran out; return how many runs in a row failed."""
+        failures = self.failures(record_id) + 1
+        self._failing.put(record_id, now // MINUTE, f"{failures}:{reason[:_MAX_REASON]}")
+        self._bookmark["failing"] = self._failing
+        return failures
+
+    def clear_failing(self, record_id: str) -> None:
+        """Forget that the ID is failing (a systemic failure was not its fault)."""
+        self._failing.remove(record_id)
 
 
 class RefreshRun:
@@ -143,16 +190,15 @@ class RefreshRun:
         return started
 
     def finish(self, now: float) -> None:
-        """Mark the refresh complete; the queue has been worked off."""
+        """Mark the refresh complete."""
         self._marks["finished"] = max(int(now), epoch_seconds(self._marks.get("started")) or 0)
-        self._queued.clear()
 
     def queue(self, client_id: str) -> None:
-        """Ask the next clients sync to fetch this client."""
+        """Have every clients sync from now on fetch this client (the client of a message)."""
         self._queued.add(client_id)
 
     def queued(self) -> list[str]:
-        """Queued client IDs, in the order they were queued."""
+        """The clients of messages, in the order they were first queued."""
         return list(self._queued)
 
 
@@ -163,6 +209,7 @@ class Plan:
     to_fetch: list[str]
     already_fetched: int = 0
     missing_not_due: int = 0
+    failing_not_due: int = 0
     done_in_this_refresh: int = 0
 
 
@@ -178,18 +225,25 @@ def plan_fetches(
 
     With `refresh_started` (clients), every ID is fetched again unless the refresh that began
     then has already done it; without it (messages), an ID once fetched is never fetched again.
-    A missing ID is tried again only `missing_retry_seconds` after its last 404.
+    A missing ID is tried again only `missing_retry_seconds` after its last 404; a failing
+    one after `failing_retry_seconds`, which grows with each failed run up to that.
     """
     plan = Plan(to_fetch=[])
     for record_id in record_ids:
         fetched = state.fetched_at(record_id)
         missing = state.missing_at(record_id)
+        failing = state.failing_at(record_id)
         if refresh_started is None:
             if fetched is not None:
                 plan.already_fetched += 1
                 continue
-        elif max(fetched or 0, missing or 0) >= refresh_started:
+        elif max(fetched or 0, missing or 0, failing or 0) >= refresh_started:
             plan.done_in_this_refresh += 1
+            continue
+        if failing is not None and now - failing < failing_retry_seconds(
+            state.failures(record_id), missing_retry_seconds
+        ):
+            plan.failing_not_due += 1
             continue
         if (
             missing is not None

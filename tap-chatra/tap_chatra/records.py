@@ -114,8 +114,11 @@ class RecordShaper:
                 self._keep_aside(key, _mismatch(value, schema))
             else:
                 record[key] = value
-        if not isinstance(record.get("id"), str) or not record["id"]:
-            record["id"] = record_id
+        # The record is keyed by the ID it was fetched as, which state and other records
+        # refer to; an answer naming another ID keeps that ID in `extra`.
+        if record.get("id") not in {None, record_id}:
+            extra.setdefault("id", record["id"])
+        record["id"] = record_id
         if "created_at" in self._properties:
             record["created_at"] = utc_datetime_from_ms(record.get("createdAt"))
         record[EXTRA] = extra

@@ -31,6 +31,9 @@ def _id_settings(setting: str, what: str) -> list[th.Property[t.Any]]:
     ]
 
 
+#: Client keys that change on every visit; a change in them alone does not re-emit a client.
+DEFAULT_FINGERPRINT_IGNORE = ("lastVisitAt", "lastVisitPages")
+
 TAP_SETTINGS = th.PropertiesList(
     *_id_settings("message_ids", "message"),
     *_id_settings("pushed_message_ids", "pushed message"),
@@ -56,12 +59,29 @@ TAP_SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "client_fingerprint_ignore",
+        th.ArrayType(th.StringType),
+        default=list(DEFAULT_FINGERPRINT_IGNORE),
+        title="Client keys that are not a change",
+        description=(
+            "Top-level client keys left out when deciding whether a client changed since it "
+            "was last emitted, so that a new visit alone does not re-emit every client. A "
+            "client that changed otherwise is emitted with these keys' current values. Empty "
+            "to count every key."
+        ),
+        examples=[list(DEFAULT_FINGERPRINT_IGNORE), []],
+    ),
+    th.Property(
         "missing_retry_hours",
         th.NumberType,
         default=24,
         minimum=0,
         title="Retry missing IDs after (hours)",
-        description="An ID that answered 404 is tried again only this many hours later.",
+        description=(
+            "An ID that answered 404 is tried again only this many hours later. An ID set "
+            "aside as failing is tried again after 10 minutes, then after twice as long on "
+            "each failed run, up to this many hours."
+        ),
     ),
     th.Property(
         "state_flush_seconds",

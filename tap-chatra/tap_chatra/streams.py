@@ -8,9 +8,11 @@ from functools import cached_property
 from singer_sdk import SchemaDirectory, StreamSchema
 from typing_extensions import override
 
+from chatra_client import id_problem
 from tap_chatra import schemas
 from tap_chatra.client import ChatraStream
-from tap_chatra.id_state import Plan, RefreshRun, plan_fetches
+from tap_chatra.id_state import Plan, RefreshRun, fingerprint, plan_fetches
+from tap_chatra.settings import DEFAULT_FINGERPRINT_IGNORE
 
 SCHEMAS = SchemaDirectory(schemas)
 
@@ -24,10 +26,20 @@ class MessagesStream(ChatraStream):
     schema = StreamSchema(SCHEMAS, key="messages")
 
     @override
-    def after_emit(self, record: dict[str, t.Any]) -> None:
-        client_id = record.get("clientId")
-        if isinstance(client_id, str) and client_id.strip():
-            self._chatra.queue_message_client(client_id)
+    def after_emit(self, body: dict[str, t.Any]) -> None:
+        client_id = body.get("clientId")
+        if client_id is None:
+            return
+        problem = id_problem(client_id)
+        if problem:
+            self.logger.warning(
+                "%s: message %r has a clientId that cannot be fetched (%s); skipped.",
+                self.name,
+                body.get("id"),
+                problem,
+            )
+            return
+        self._chatra.queue_message_client(str(client_id))
 
 
 class PushedMessagesStream(MessagesStream):
@@ -61,7 +73,19 @@ class ClientsStream(ChatraStream):
     @override
     def source_ids(self) -> list[str]:
         configured = super().source_ids()
+        if not self.config.get("fetch_message_clients", True):
+            return configured
         return list(dict.fromkeys([*configured, *self.refresh_run.queued()]))
+
+    @override
+    def change_fingerprint(self, body: dict[str, t.Any]) -> str:
+        ignored = self._fingerprint_ignore
+        return fingerprint({key: value for key, value in body.items() if key not in ignored})
+
+    @cached_property
+    def _fingerprint_ignore(self) -> frozenset[str]:
+        names = self.config.get("client_fingerprint_ignore", DEFAULT_FINGERPRINT_IGNORE)
+        return frozenset(name for name in names or () if isinstance(name, str))
 
     @override
     def plan(self, now: float) -> Plan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import typing as t
 from functools import cached_property
@@ -16,9 +17,12 @@ from chatra_client import ChatraClient, ChatraError, ConnectionSettings, connect
 from chatra_client.plugin import ChatraPlugin
 from tap_chatra.client import ChatraStream
 from tap_chatra.connection import HttpResources
+from tap_chatra.errors import StateInputError, StopRequestedError
 from tap_chatra.id_sources import IdLists, IdSourceError, collect_ids
 from tap_chatra.settings import TAP_SETTINGS
 from tap_chatra.state_flush import StateSizeWriter
+from tap_chatra.state_input import STATE_FIX, read_state_file, state_problem
+from tap_chatra.stopping import StopSignals
 from tap_chatra.streams import ClientsStream, MessagesStream, PushedMessagesStream
 
 if t.TYPE_CHECKING:
@@ -52,11 +56,22 @@ class TapChatra(ChatraPlugin, Tap):
     progress_interval: float = 30.0
     #: The SDK's writer, noting the size of each STATE (the flush schedule needs it).
     message_writer_class = StateSizeWriter
+    #: SIGTERM and SIGINT, handled while `invoke` runs; tests may call `request` on it.
+    stop_signals = StopSignals()
 
     def __init__(self, *, validate_config: bool = True, **kwargs: t.Any) -> None:
         super().__init__(validate_config=validate_config, **kwargs)
         # Malformed keys stop the run here, before any request; discovery needs no keys.
         self._connection = ConnectionSettings.from_config(self.config) if validate_config else None
+
+    @override
+    def _setup_signal_handlers(self) -> None:
+        """Leave SIGTERM and SIGINT to `invoke`, which saves STATE and exits non-zero.
+
+        The SDK's own handler (installed from `PluginBase.__init__`) calls `sys.exit(0)` at
+        whatever point the signal lands, so an orchestrator that stopped a run saw success.
+        tests/test_sdk_internals.py fails if an SDK upgrade changes that hook.
+        """
 
     @property
     def connection(self) -> ConnectionSettings:
@@ -88,6 +103,10 @@ class TapChatra(ChatraPlugin, Tap):
 
     @override
     def load_state(self, state: dict[str, t.Any]) -> None:
+        problem = state_problem(state)
+        if problem:
+            msg = f"The state given with --state {problem}; {STATE_FIX}"
+            raise StateInputError(msg)
         super().load_state(state)
         # The SDK writes the STATE it was given when the sync starts: reading the per-ID maps
         # now means that STATE is already in their compact, cached encoding, and the parsed
@@ -115,13 +134,13 @@ class TapChatra(ChatraPlugin, Tap):
         return dict(sorted(streams.items(), key=lambda item: order.get(item[0], len(order))))
 
     def queue_message_client(self, client_id: str) -> None:
-        """Have the clients stream fetch the client of a message just emitted."""
+        """Have the clients stream fetch the client of a message just emitted.
+
+        Also when the clients stream is not selected in this run: the queue lives in its
+        state, so a later run that selects it fetches the client.
+        """
         clients = self.streams.get("clients")
-        if (
-            self.config.get("fetch_message_clients", True)
-            and isinstance(clients, ClientsStream)
-            and clients.selected
-        ):
+        if self.config.get("fetch_message_clients", True) and isinstance(clients, ClientsStream):
             clients.refresh_run.queue(client_id)
 
     def check_connection(self) -> None:
@@ -141,14 +160,29 @@ class TapChatra(ChatraPlugin, Tap):
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
     ) -> None:
+        stop = cls.stop_signals
+        stop.reset()
         try:
-            super().invoke(
-                about=about, about_format=about_format, config=config, state=state, catalog=catalog
-            )
+            with stop.installed():
+                state_text = None if state is None else io.StringIO(read_state_file(state))
+                super().invoke(
+                    about=about,
+                    about_format=about_format,
+                    config=config,
+                    state=state_text,
+                    catalog=catalog,
+                )
+        except StopRequestedError as error:
+            cls.logger.error("%s", error)
+            sys.exit(stop.exit_code(error.signum))
         except (ChatraError, IdSourceError) as error:
             # One line that says what to do, and no traceback after it.
             cls.logger.error("%s", error)
             sys.exit(1)
+        if stop.received is not None:
+            # The signal came after the last ID: everything is done, but the run was stopped.
+            cls.logger.error("Stopped by signal %d after the sync had finished.", stop.received)
+            sys.exit(stop.exit_code(stop.received))
 
     @classmethod
     @override

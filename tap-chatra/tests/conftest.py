@@ -6,11 +6,14 @@ helpers come as the `kit` fixture.
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import typing as t
 from collections import Counter
 from contextlib import redirect_stdout
@@ -23,7 +26,7 @@ import pytest
 from tap_chatra.tap import TapChatra
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from chatra_sandbox import SandboxServer
 
@@ -168,3 +171,92 @@ class Kit:
 @pytest.fixture
 def kit(tmp_path: Path) -> Kit:
     return Kit(tmp_path)
+
+
+@dataclass
+class Answer:
+    """One scripted answer of `RawApi`: status, headers, body, and a pause between bytes."""
+
+    status: int = 200
+    body: bytes = b"{}"
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    trickle: float = 0.0
+
+
+class RawApi:
+    """A tiny HTTP server answering each path with exactly the bytes a test scripted.
+
+    The sandbox serves well-formed JSON only; this plays a Chatra (or a proxy) that does not:
+    bodies that are not UTF-8, hold lone surrogates or NaN, redirects, trickled bodies.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Answer] = {}
+        self.requests: list[str] = []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                api.requests.append(self.path)
+                answer = api.answers.get(self.path, Answer(404, b'{"message": "no such"}'))
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                if not answer.trickle:
+                    self.wfile.write(answer.body)
+                    return
+                try:
+                    for byte in answer.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(answer.trickle)
+                except OSError:
+                    return  # the client gave up, as it should
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                """Keep the test output quiet."""
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.api_url = f"{self.url}/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path: str, answer: Answer) -> None:
+        self.answers[path] = answer
+
+    def record(self, path: str, body: bytes) -> None:
+        self.answers[path] = Answer(200, body)
+
+    def config(self, **settings: t.Any) -> dict[str, t.Any]:
+        return {
+            "api_key_pair": "pub:secret",
+            "api_url": self.api_url,
+            "requests_per_minute": 0,
+            "state_flush_seconds": 0.2,
+            "max_retries": 0,
+            **settings,
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def raw_api() -> Iterator[RawApi]:
+    api = RawApi()
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def answer_type() -> type[Answer]:
+    """The `Answer` class, for test modules (which cannot import from conftest)."""
+    return Answer

@@ -168,4 +168,7 @@ def test_cli_sync_gives_valid_singer_output_and_resumes_from_state(
     second = kit.cli(config=config, state=first.last_state)
     assert second.returncode == 0, second.stderr
     assert kit.parse(second.stdout).records("messages") == []
-    assert chatra_sandbox.request_log() == []
+    assert kit.parse(second.stdout).records("clients") == []
+    # Messages are fetched once ever; their clients are refreshed every run, and unchanged.
+    assert {entry["resource"] for entry in chatra_sandbox.request_log()} == {"clients"}
+    assert sorted(kit.gets(chatra_sandbox, "clients")) == sorted(first.ids("clients"))

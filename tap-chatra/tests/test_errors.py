@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tap_chatra.errors import FetchFailedError
+from tap_chatra.errors import SystemicFailureError
 from tap_chatra.id_map import read_ids
 
 
@@ -128,31 +128,93 @@ def test_html_error_bodies_are_retried_and_never_logged(chatra_sandbox_factory, 
     assert "nginx" not in caplog.text
 
 
-def test_retries_exhausted_fails_naming_stream_id_and_reason_after_state(
+def test_an_id_that_keeps_failing_is_set_aside_and_the_run_goes_on(
     chatra_sandbox_factory, kit
 ) -> None:
     server = chatra_sandbox_factory(requests_per_minute=0)
-    ids = server.ids("messages")[:8]
-    server.configure(fail_ids={ids[3]: 10})
-    config = kit.config(server, message_ids=ids, max_retries=1, max_concurrency=1)
-    result = kit.cli(config=config)
+    ids = server.ids("messages")[:10]
+    bad = ids[2]
+    server.configure(fail_ids={bad: 4})  # two runs of two attempts each
+    config = kit.config(server, message_ids=ids, max_retries=1, max_concurrency=2)
+    first = kit.cli(config=config)
 
-    assert result.returncode == 1
-    last = kit.last_line(result.stderr)
-    assert f"Stream 'messages', ID '{ids[3]}'" in last
-    assert "server error (HTTP 503)" in last
-    assert "Traceback" not in result.stderr
-    assert _records_in(result.stdout, "messages") == ids[:3]
-    fetched = _last_state(result.stdout)["bookmarks"]["messages"]["fetched"]
-    assert sorted(read_ids(fetched)) == sorted(ids[:3])
+    assert first.returncode == 0, kit.last_line(first.stderr)
+    assert "Traceback" not in first.stderr
+    assert _records_in(first.stdout, "messages") == [i for i in ids if i != bad]
+    bookmark = _last_state(first.stdout)["bookmarks"]["messages"]
+    assert sorted(read_ids(bookmark["fetched"])) == sorted(i for i in ids if i != bad)
+    when, failures = read_ids(bookmark["failing"])[bad]
+    assert failures == "1:HTTP 503"
+    assert "messages: set aside 1 failing ID, retried on later runs" in first.stderr
+    assert f"'{bad}' (HTTP 503)" in first.stderr
+    assert "1 set aside" in first.stderr
+    # Clients of the other messages were synced too.
+    assert _records_in(first.stdout, "clients")
+
+    # The next run soon after leaves it alone; once due, it is tried and counted again.
+    server.reset_log()
+    second = kit.cli(config=config, state=_last_state(first.stdout))
+    assert second.returncode == 0
+    assert kit.gets(server, "messages") == []
+    assert "1 set aside as failing and not yet due for a retry" in second.stderr
+
+    # Times moved back in the earlier layout, which is read too.
+    state = _last_state(first.stdout)
+    state["bookmarks"]["messages"]["failing"] = {bad: f"{when - 601}:1:HTTP 503"}
+    third = kit.cli(config=config, state=state)
+    assert third.returncode == 0
+    assert kit.gets(server, "messages") == [bad, bad]
+    failing = _last_state(third.stdout)["bookmarks"]["messages"]["failing"]
+    assert read_ids(failing)[bad][1] == "2:HTTP 503"
+
+    # Twice failed: not due after 11 minutes, due after 21; then it answers and is emitted.
+    state = _last_state(third.stdout)
+    when = read_ids(failing)[bad][0]
+    state["bookmarks"]["messages"]["failing"] = {bad: f"{when - 660}:2:HTTP 503"}
+    server.reset_log()
+    assert kit.cli(config=config, state=state).returncode == 0
+    assert kit.gets(server, "messages") == []
+    state["bookmarks"]["messages"]["failing"] = {bad: f"{when - 1260}:2:HTTP 503"}
+    fourth = kit.cli(config=config, state=state)
+    assert fourth.returncode == 0
+    assert _records_in(fourth.stdout, "messages") == [bad]
+    final = _last_state(fourth.stdout)["bookmarks"]["messages"]
+    assert bad in read_ids(final["fetched"])
+    assert bad not in read_ids(final["failing"])
 
 
-def test_unexpected_retries_exhausted_in_process_raises_fetch_failed(chatra_sandbox, kit) -> None:
-    ids = chatra_sandbox.ids("messages")[:3]
+def test_most_ids_failing_stops_the_run_as_systemic_after_saving_state(chatra_sandbox, kit) -> None:
+    ids = chatra_sandbox.ids("messages")[:12]
+    chatra_sandbox.configure(fail_ids=dict.fromkeys(ids[1:], 10))
+    config = kit.config(chatra_sandbox, message_ids=ids, max_retries=0, max_concurrency=1)
+    output = kit.run(config, expect_error=True)
+
+    assert isinstance(output.error, SystemicFailureError)
+    message = str(output.error)
+    assert message.startswith("Stream 'messages': 5 of the last 6 IDs answered failed, so the")
+    assert "First failure: Gave up after 1 attempts" in message
+    assert "server error (HTTP 503)" in message
+    assert output.ids("messages") == ids[:1]
+    bookmark = output.last_state["bookmarks"]["messages"]
+    assert read_ids(bookmark["fetched"]).keys() == {ids[0]}
+    # Not the IDs' fault: none is held back from the next run.
+    assert read_ids(bookmark.get("failing")) == {}
+    # It stopped there: only the fetches already queued (two ahead) went out after.
+    requested = kit.gets(chatra_sandbox, "messages")
+    assert set(ids[:6]) <= set(requested)
+    assert len(requested) <= 8
+
+
+def test_a_single_id_failing_alone_is_a_systemic_failure_at_the_end(chatra_sandbox, kit) -> None:
+    ids = chatra_sandbox.ids("messages")[:1]
     chatra_sandbox.configure(fail_ids={ids[0]: 10})
-    output = kit.run(kit.config(chatra_sandbox, message_ids=ids, max_retries=0), expect_error=True)
-    assert isinstance(output.error, FetchFailedError)
-    assert output.records("messages") == []
+    config = kit.config(chatra_sandbox, message_ids=ids, max_retries=0)
+    output = kit.run(config, expect_error=True)
+    assert isinstance(output.error, SystemicFailureError)
+    assert read_ids(output.last_state["bookmarks"]["messages"].get("failing")) == {}
+    chatra_sandbox.configure(fail_ids={})
+    again = kit.run(config, state=output.last_state)
+    assert again.ids("messages") == ids
 
 
 def test_odd_client_ids_are_fetched_exactly(chatra_sandbox, kit) -> None:
@@ -223,10 +285,11 @@ def test_unreadable_id_file_stops_before_any_request(chatra_sandbox, kit) -> Non
     result = kit.cli(config=config)
 
     assert result.returncode == 1
-    assert kit.last_line(result.stderr).endswith(
-        f"client_ids_file: cannot read {missing}: No such file or directory."
-    )
+    last = kit.last_line(result.stderr)
+    assert last.endswith(f"client_ids_file: cannot read {missing}: No such file or directory.")
     assert "Traceback" not in result.stderr
+    # No "unhandled error while syncing" line before it: the file's line is the only error.
+    assert [line for line in result.stderr.splitlines() if " | ERROR " in line] == [last]
     assert chatra_sandbox.request_log() == []
 
 
@@ -260,8 +323,11 @@ def test_html_page_with_200_stops_the_run_with_one_line(kit) -> None:
         server.server_close()
 
     assert result.returncode == 1
-    assert kit.last_line(result.stderr).endswith(
-        "messages: GET /api/messages/AAA answered HTTP 200 without a JSON object; is api_url right?"
+    last = kit.last_line(result.stderr)
+    assert "Stream 'messages': 2 of 2 IDs answered failed" in last
+    assert last.endswith(
+        "messages: GET /api/messages/AAA answered HTTP 200 without a JSON object (the body is "
+        "not JSON); is api_url right?"
     )
     assert "Wi-Fi" not in result.stderr
     assert _records_in(result.stdout, "messages") == []

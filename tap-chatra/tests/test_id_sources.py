@@ -188,3 +188,38 @@ def test_all_sources_are_combined(chatra_sandbox, kit) -> None:
     assert output.ids("messages") == messages[:4]
     assert output.ids("pushed_messages") == pushed[:2]
     assert output.ids("clients") == ["crm/contact/1001"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_jsonl_lines_split_on_newline_only(kit, caplog, separator) -> None:
+    # JSON allows these unescaped inside a string; str.splitlines would cut the line there.
+    events = [
+        json.dumps(
+            {"client": {"id": "C1"}, "messages": [{"id": "M1", "text": f"a{separator}b"}]},
+            ensure_ascii=False,
+        ),
+        json.dumps({"client": {"id": "C2"}}),
+    ]
+    webhook = kit.write("events.jsonl", events)
+    ids = kit.write("ids.jsonl", [json.dumps({"id": f"X{separator}Y"}, ensure_ascii=False)])
+    lists = collect_ids({"webhook_events_file": str(webhook), "message_ids_file": str(ids)}, LOGGER)
+    assert lists.for_stream("clients") == ["C1", "C2"]
+    assert lists.for_stream("messages") == [f"X{separator}Y", "M1"]
+    assert _warnings(caplog) == []
+
+
+def test_lone_surrogate_ids_are_reported_with_their_line_and_skipped(kit, caplog) -> None:
+    rows = [json.dumps({"id": "c\udc00x"}), json.dumps({"id": "OK1"})]
+    path = kit.write("ids.jsonl", rows)
+    events = kit.write("events.jsonl", [json.dumps({"client": {"id": "\ud800"}})])
+    config = {
+        "client_ids_file": str(path),
+        "webhook_events_file": str(events),
+        "message_ids": ["M\udfff"],
+    }
+    lists = collect_ids(config, LOGGER)
+    assert lists.for_stream("clients") == ["OK1"]
+    assert lists.for_stream("messages") == []
+    warnings = _warnings(caplog)
+    assert len(warnings) == 3
+    assert all("lone surrogate" in w and w.endswith("; skipped.") for w in warnings)

@@ -11,6 +11,19 @@ import pytest
 from tap_chatra.id_map import read_ids
 
 
+def _start(kit, config: dict, *, stderr: int) -> subprocess.Popen[str]:
+    """Start the tap-chatra executable with `config`, its stdout piped."""
+    config_path = kit.tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    return subprocess.Popen(
+        [kit.executable, "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=kit.environment(),
+    )
+
+
 def _mid_stream(stream: str, total: int):
     """A test for a STATE line that shows `stream` part-way done."""
 
@@ -41,15 +54,7 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
         stop_in, len(all_messages) if stop_in == "messages" else len(all_clients)
     )
 
-    config_path = kit.tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [kit.executable, "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=kit.environment(),
-    )
+    process = _start(kit, config, stderr=subprocess.DEVNULL)
     assert process.stdout is not None
     lines = []
     for line in process.stdout:
@@ -95,3 +100,31 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
     # Re-fetched: only what was in flight or written after that STATE.
     refetched = asked_first & set(asked_second)
     assert len(refetched) <= 12, sorted(refetched)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_save_state_and_exit_non_zero(chatra_sandbox_factory, kit, signum):
+    server = chatra_sandbox_factory(latency_ms=50, requests_per_minute=0)
+    ids = server.ids("messages")
+    config = kit.config(server, message_ids=ids, state_flush_seconds=60, max_concurrency=1)
+    process = _start(kit, config, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if json.loads(line)["type"] == "RECORD":
+            process.send_signal(signum)
+            break
+    stdout, stderr = process.communicate(timeout=30)
+    output = kit.parse("".join(lines) + stdout)
+
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    last = kit.last_line(stderr)
+    assert f"Stopped by signal {signum} during stream 'messages'" in last
+    assert [line for line in stderr.splitlines() if " | ERROR " in line] == [last]
+    emitted = output.ids("messages")
+    assert 1 <= len(emitted) < len(ids)
+    # STATE was written after the last record, and covers exactly what was emitted.
+    assert output.messages[-1]["type"] == "STATE"
+    assert set(read_ids(output.last_state["bookmarks"]["messages"]["fetched"])) == set(emitted)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from contextlib import redirect_stdout
+
+from singer_sdk.plugin_base import PluginBase
 
 from tap_chatra.id_map import IdMap
 from tap_chatra.state_flush import StateSizeWriter
@@ -109,3 +112,21 @@ def test_per_id_maps_go_through_the_sdk_state_writer_without_being_walked(monkey
     assert len(encoded) == 1 + 1  # when first written, and after the change
     assert (unchanged, changed) == (len(lines[0]) + 1, len(lines[1]) + 1)
     assert state == given  # the caller's state is read, never changed
+
+
+def test_the_sdk_signal_handlers_are_replaced(monkeypatch) -> None:
+    # TapChatra overrides the SDK's private `_setup_signal_handlers`: the SDK's handler exits 0
+    # wherever SIGTERM lands. Check the SDK still installs its handlers through that hook,
+    # from PluginBase.__init__, and that TapChatra's version installs none.
+    installed: list[int] = []
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.append(signum))
+    called: list[bool] = []
+    original = TapChatra._setup_signal_handlers
+    monkeypatch.setattr(
+        TapChatra, "_setup_signal_handlers", lambda self: called.append(True) or original(self)
+    )
+    tap = TapChatra(config=CONFIG)
+    assert called == [True]
+    assert installed == []
+    PluginBase._setup_signal_handlers(tap)
+    assert set(installed) == {signal.SIGINT, signal.SIGTERM}

@@ -37,7 +37,9 @@ def test_second_run_fetches_and_emits_no_message_again(chatra_sandbox, kit) -> N
 
     assert second.records("messages") == []
     assert second.records("pushed_messages") == []
-    assert chatra_sandbox.request_log() == []
+    # Only the clients of the messages are fetched again (and, unchanged, not emitted).
+    assert {entry["resource"] for entry in chatra_sandbox.request_log()} == {"clients"}
+    assert second.records("clients") == []
     # Meltano's --full-refresh starts from empty state: everything is fetched again.
     third = kit.run(config)
     assert len(third.records("messages")) == len(chatra_sandbox.ids("messages"))
@@ -74,7 +76,9 @@ def test_changed_client_is_emitted_once_and_unchanged_ones_never(chatra_sandbox,
 
 def test_missing_id_is_retried_only_when_due(chatra_sandbox, kit) -> None:
     present = chatra_sandbox.ids("messages")[0]
-    config = kit.config(chatra_sandbox, message_ids=[present, "NoSuchMessage0001"])
+    config = kit.config(
+        chatra_sandbox, message_ids=[present, "NoSuchMessage0001"], fetch_message_clients=False
+    )
     first = kit.run(config)
     missing = first.last_state["bookmarks"]["messages"]["missing"]
     assert list(read_ids(missing)) == ["NoSuchMessage0001"]
@@ -245,18 +249,20 @@ def test_meltano_partial_state_merge_resumes_a_failed_run(chatra_sandbox, kit) -
     config = kit.config(chatra_sandbox, message_ids=[*ids, "NoSuchMessage0009"])
     completed = kit.run({**config, "message_ids": [*ids[:20], "NoSuchMessage0009"]}).last_state
 
-    chatra_sandbox.configure(fail_ids={ids[40]: 99})
+    # From ids[40] on the API fails: the IDs are set aside until the failures are systemic.
+    chatra_sandbox.configure(fail_ids=dict.fromkeys(ids[40:], 99))
     failed = kit.run({**config, "max_retries": 0}, state=completed, expect_error=True)
     assert failed.ids("messages") == ids[20:40]
     merged = merge(failed.last_state, json.loads(json.dumps(completed)))
 
     chatra_sandbox.configure(fail_ids={})
     chatra_sandbox.reset_log()
-    final = kit.run(config, state=merged)
+    # The IDs the systemic failure set aside are tried at once; so is the 404 (no wait).
+    final = kit.run({**config, "missing_retry_hours": 0}, state=merged)
 
     assert final.ids("messages") == ids[40:]
     # (A set: the failed run's last in-flight requests may still land after the log reset.)
-    assert set(kit.gets(chatra_sandbox, "messages")) == set(ids[40:])
+    assert set(kit.gets(chatra_sandbox, "messages")) == {*ids[40:], "NoSuchMessage0009"}
 
 
 def test_stream_maps_and_flattening_keep_state_and_message_clients(chatra_sandbox, kit) -> None:

@@ -213,6 +213,29 @@ def test_id_list_keeps_order_across_chunks_and_reads_the_earlier_layout() -> Non
     assert RefreshRun(bookmark, logger=LOGGER).queued() == ["x", "y"]
 
 
+def test_failing_ids_are_grouped_by_minute_with_count_and_reason_and_read_in_both_layouts() -> None:
+    # The earlier layout: "time:count:reason" per ID; B's failure predates its fetch.
+    bookmark = {
+        "fetched": {"B": 6_000},
+        "failing": {"A": "6030:2:HTTP 503", "B": "5000:1:no answer"},
+    }
+    state = IdState(bookmark, logger=LOGGER)
+    assert (state.failing_at("A"), state.failures("A")) == (6_000, 2)
+    assert (state.failing_at("B"), state.failures("B")) == (None, 0)
+    assert state.mark_failing("A", 7_250, "HTTP 502 body is empty and longer than forty chars") == 3
+    assert state.mark_failing("C", 7_210, "redirect loop") == 1
+    assert json.loads(serialize_json(bookmark))["failing"] == {
+        minute_key(120): {"A": "3:HTTP 502 body is empty and longer than f", "C": "1:redirect loop"}
+    }
+    state.mark_missing("C", 7_300)
+    state.clear_failing("A")
+    assert json.loads(serialize_json(bookmark))["failing"] == {}
+    # A bookmark that never had an ID fail does not grow the key.
+    untouched: dict[str, object] = {}
+    IdState(untouched, logger=LOGGER)
+    assert "failing" not in untouched
+
+
 def test_id_state_survives_garbage_state(caplog) -> None:
     bookmark = {"fetched": ["not", "a", "map"], "missing": {"A": "soon"}}
     state = IdState(bookmark, logger=LOGGER)
@@ -250,9 +273,10 @@ def test_refresh_run_starts_after_the_previous_one_and_resumes_an_interrupted_on
     assert refresh.queued() == ["c1"]
     assert refresh.start(1005.0) == 960  # not finished: resumed
     refresh.finish(1000.9)
+    # The clients of messages stay queued: every later refresh fetches them too.
     assert json.loads(serialize_json(bookmark)) == {
         "refresh": {"started": 960, "finished": 1000},
-        "queued": [],
+        "queued": ["c1"],
     }
     # A new run in the same minute must not take the old refresh's clients for its own.
     assert refresh.start(1010.95) == 1020
