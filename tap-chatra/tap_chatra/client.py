@@ -191,13 +191,16 @@ class ChatraStream(RESTStream[None]):
 
     def plan(self, now: float) -> Plan:
         """Which of the source IDs to fetch in this run."""
-        return plan_fetches(
+        plan = plan_fetches(
             self.source_ids(),
             self.id_state,
             now=int(now),
             missing_retry_seconds=self._chatra.missing_retry_seconds,
             refresh_started=None,
         )
+        # Those the ID sources already left out as fetched (TapChatra.id_lists).
+        plan.already_fetched += self._chatra.id_lists.left_out[self.name]
+        return plan
 
     def stamp(self) -> int:
         """The time to record for a fetch or a 404 now, in whole epoch seconds."""

@@ -106,6 +106,10 @@ class IdState:
         minute = self._fetched.minute(record_id)
         return None if minute is None else minute * MINUTE
 
+    def is_fetched(self, record_id: str) -> bool:
+        """Whether the ID was ever fetched."""
+        return record_id in self._fetched
+
     def fingerprint(self, record_id: str) -> str | None:
         """Fingerprint of the version last emitted, or None."""
         return self._fetched.fingerprint(record_id)

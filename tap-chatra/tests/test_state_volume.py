@@ -158,3 +158,24 @@ def test_a_state_of_the_earlier_layout_resumes_and_is_written_back_compact(
     old_size = len(json.dumps(legacy, separators=(",", ":")))
     new_size = len(json.dumps(second.last_state, separators=(",", ":")))
     assert new_size < old_size * 0.8, (new_size, old_size)
+
+
+def test_ids_fetched_for_good_are_counted_but_not_kept_from_the_id_files(tmp_path) -> None:
+    # At a million IDs done, the ID file's copy of each would double the tap's memory.
+    minute = "2023-11-14T22:13"
+    state = {
+        "bookmarks": {
+            "messages": {"fetched": {minute: ["a", "b"]}},
+            "clients": {"fetched": {minute: {"a": "fp0001"}}},
+        }
+    }
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("a\nnew\r\nb\na\n", encoding="utf-8")
+    config = {"api_key_pair": "pub:secret", "message_ids_file": str(ids_file), "client_ids": ["a"]}
+    tap = TapChatra(config=config, state=state)
+
+    assert tap.id_lists.for_stream("messages") == ["new"]
+    assert tap.id_lists.left_out["messages"] == 3  # counted each time listed
+    assert tap.id_lists.for_stream("clients") == ["a"]  # refreshed every run: kept
+    plan = tap.streams["messages"].plan(1_700_000_000)
+    assert (plan.to_fetch, plan.already_fetched) == (["new"], 3)
