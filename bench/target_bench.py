@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
 import typing as t
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from bench.harness import Sandbox, run_bare, run_plugin, window_rate, write_json
 from bench.report import Figure
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from bench.context import Context
 
 ITEM4 = "4 target throughput"
@@ -60,16 +64,23 @@ def target_config(folder: Path, sandbox: Sandbox | None, **settings: t.Any) -> P
     return write_json(folder / "target.json", config)
 
 
-def ledger_cost(rows: int) -> float:
+def ledger_cost(rows: int, ledger_url: str | None = None) -> float:
     """Seconds per row of the ledger's own work for one send: claim (pending), then mark sent.
 
-    Measured in this process on a fresh file in the system's temporary folder, the same
-    SQLite settings the target uses (WAL, two commits per row, the claim's fsync'd).
+    Measured in this process on a fresh SQLite file in the system's temporary folder, with the
+    settings the target uses (WAL, two commits per row, the claim's fsync'd); or, given
+    `ledger_url`, on a fresh PostgreSQL database.
     """
-    from target_chatra_push.ledger import Ledger  # noqa: PLC0415 - only this figure needs it
+    # Only these figures need the ledgers.
+    from target_chatra_push.ledger import Ledger  # noqa: PLC0415
+    from target_chatra_push.ledger_postgres import PostgresLedger  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as folder:
-        ledger = Ledger.open(Path(folder) / "ledger.sqlite")
+        ledger: t.Any = (
+            PostgresLedger.open(ledger_url)
+            if ledger_url
+            else Ledger.open(Path(folder) / "ledger.sqlite")
+        )
         try:
             start = time.perf_counter()
             for row in range(rows):
@@ -79,6 +90,29 @@ def ledger_cost(rows: int) -> float:
             return (time.perf_counter() - start) / rows
         finally:
             ledger.close()
+
+
+@contextlib.contextmanager
+def postgres_ledger_urls(count: int) -> Iterator[list[str] | str]:
+    """`count` URLs of fresh, empty PostgreSQL databases, or why there are none."""
+    import psycopg  # noqa: PLC0415 - only the PostgreSQL figures need it
+
+    names = [f"bench_ledger_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    try:
+        admin = psycopg.connect(
+            host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True, connect_timeout=3
+        )
+    except psycopg.Error as exc:
+        yield f"no PostgreSQL on 127.0.0.1:5432 ({str(exc).strip().splitlines()[0]})"
+        return
+    with admin:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield [f"postgresql://postgres@127.0.0.1:5432/{name}" for name in names]
+        finally:
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def throughput(ctx: Context) -> None:
@@ -114,6 +148,17 @@ def throughput(ctx: Context) -> None:
         previewed = _count_lines(dry_dir / "preview.jsonl")
         dry_requests = len(sandbox.requests_log())
 
+        with postgres_ledger_urls(2) as urls:
+            if isinstance(urls, str):
+                pg_run, pg_ledger, why_not = None, None, urls
+            else:
+                sandbox.reset_log()
+                pg_dir = ctx.folder("target-throughput/postgres")
+                pg_config = target_config(pg_dir, sandbox, ledger_url=urls[0])
+                pg_run = run_plugin(ctx.target(), pg_dir, pg_config, stdin=rows)
+                pg_run.check("target-chatra-push (PostgreSQL ledger)")
+                pg_ledger, why_not = ledger_cost(min(n, 2000), urls[1]), ""
+
     per_row_ledger = ledger_cost(min(n, 2000))
     per_row_target = real.wall / n
     ratio = real.wall / bare.wall
@@ -136,6 +181,14 @@ def throughput(ctx: Context) -> None:
         Figure(ITEM4, "ledger share of the target's time per row",
                100 * per_row_ledger / per_row_target, "%", digits=0),
     )  # fmt: skip
+    if pg_run is not None and pg_ledger is not None:
+        ctx.report.add(
+            Figure(ITEM4, "same, PostgreSQL ledger (local server)", pg_run.wall / bare.wall),
+            Figure(ITEM4, "PostgreSQL ledger cost per row (claim + mark sent)", pg_ledger * 1000,
+                   "ms", digits=3),
+        )  # fmt: skip
+    else:
+        ctx.report.detail(ITEM4, f"PostgreSQL ledger: not measured, {why_not}")
     duplicates = sum(1 for c in Counter(s["body"]["text"] for s in sends).values() if c > 1)
     detail = ctx.report.detail
     detail(ITEM4, f"bare POST loop: {bare.wall:.2f} s for {bare_sends:,} POSTs, "

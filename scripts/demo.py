@@ -1,9 +1,12 @@
 """`make demo`: both directions of the project on this machine, against the local sandbox.
 
 1. Installs the Meltano plugins the demo uses (once).
-2. Starts chatra-sandbox, a local stand-in for the Chatra API, with seeded data and files
-   listing the IDs of its records (Chatra has no list endpoint: a sync starts from IDs).
-3. `meltano run tap-chatra target-duckdb`, then shows what landed in DuckDB.
+2. Starts chatra-webhooks, the webhook inbox, and chatra-sandbox, a local stand-in for the
+   Chatra API, with seeded data and files listing the IDs of its records (Chatra has no list
+   endpoint: a sync starts from IDs). The sandbox also plays out a few chats, posting their
+   webhooks to the inbox as Chatra would.
+3. `meltano run tap-chatra target-duckdb`, then shows what landed in DuckDB, and the
+   conversations the webhooks carried (chat_messages with their text).
 4. Reverse ETL: turns a few warehouse rows into a JSONL file, which the `tap-jsonl` extractor
    reads into `target-chatra-push`: first as a dry run, then for real, then once more to
    show that nothing is sent twice (the sandbox counts every message it receives).
@@ -19,12 +22,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +48,20 @@ PUSH_DIR = DEMO / "chatra-push"
 PLUGINS = ("tap-chatra", "target-duckdb", "tap-jsonl", "target-chatra-push")
 # Both plugins pace themselves to the sandbox's limit, as they would to Chatra's 60 a minute.
 REQUESTS_PER_MINUTE = 600
+#: Conversations the sandbox plays out, posting Chatra's webhooks to the inbox as it goes.
+SIMULATED_CHATS = 4
 TEXT_TEMPLATE = (
     "Hi {{ first_name }}, thanks for stopping by from {{ city }}! "
     "Reply here if there is anything we can help with."
 )
+
+
+@dataclass(frozen=True)
+class InboxTokens:
+    """The demo inbox's tokens: the one in the URL the sandbox posts to, and the tap's."""
+
+    ingest: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    read: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
 
 class DemoError(Exception):
@@ -105,29 +120,20 @@ def meltano(name: str, *args: str, env: dict[str, str]) -> None:
 
 
 @contextmanager
-def sandbox(ids_dir: Path) -> Iterator[str]:
-    """Start chatra-sandbox on a free port; yield its base URL; always stop it.
+def service(name: str, command: Sequence[str], env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start a local service that prints `listening on URL`; yield the URL; always stop it.
 
     Raises:
         DemoError: If it does not start within 30 seconds.
     """
-    log_path = LOGS / "sandbox.log"
-    command = [
-        str(BIN / "chatra-sandbox"), "--port", "0", "--seed", "42",
-        "--clients", "12", "--messages", "30", "--pushed-messages", "8",
-        "--requests-per-minute", str(REQUESTS_PER_MINUTE), "--ids-dir", str(ids_dir),
-    ]  # fmt: skip
+    log_path = LOGS / f"{name}.log"
     with log_path.open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while "listening on " not in (text := log_path.read_text(encoding="utf-8")):
-            if process.poll() is not None or time.monotonic() > deadline:
-                msg = f"chatra-sandbox did not start:\n{text}"
-                raise DemoError(msg)
-            time.sleep(0.1)
+        wait_for_log(log_path, "listening on ", process, what=f"{name} did not start")
+        text = log_path.read_text(encoding="utf-8")
         url = text.split("listening on ", 1)[1].split()[0]
-        info(f"chatra-sandbox is listening on {url} (log: {log_path.relative_to(ROOT)})")
+        info(f"{name} is listening on {url} (log: {log_path.relative_to(ROOT)})")
         yield url
     finally:
         process.terminate()
@@ -136,7 +142,57 @@ def sandbox(ids_dir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        info("chatra-sandbox stopped")
+        info(f"{name} stopped")
+
+
+def wait_for_log(
+    log_path: Path, marker: str, process: subprocess.Popen[bytes] | None = None, *, what: str
+) -> None:
+    """Wait up to 30 seconds for `marker` in a service's log.
+
+    Raises:
+        DemoError: If it does not appear in time, or the service ends first.
+    """
+    deadline = time.monotonic() + 30
+    while marker not in (text := log_path.read_text(encoding="utf-8")):
+        if (process and process.poll() is not None) or time.monotonic() > deadline:
+            msg = f"{what}:\n{text}"
+            raise DemoError(msg)
+        time.sleep(0.1)
+
+
+@contextmanager
+def inbox(tokens: InboxTokens) -> Iterator[str]:
+    """Start chatra-webhooks, the webhook inbox, on a free port with a SQLite store."""
+    command = [
+        str(BIN / "chatra-webhooks"), "serve", "--port", "0",
+        "--store", f"sqlite:///{DEMO / 'inbox.sqlite'}",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "CHATRA_WEBHOOKS_INGEST_TOKEN": tokens.ingest,
+        "CHATRA_WEBHOOKS_READ_TOKEN": tokens.read,
+    }
+    with service("chatra-webhooks", command, env) as url:
+        yield url
+
+
+@contextmanager
+def sandbox(ids_dir: Path, webhook_url: str) -> Iterator[str]:
+    """Start chatra-sandbox on a free port, posting its webhooks to `webhook_url`."""
+    command = [
+        str(BIN / "chatra-sandbox"), "--port", "0", "--seed", "42",
+        "--clients", "12", "--messages", "30", "--pushed-messages", "8",
+        "--requests-per-minute", str(REQUESTS_PER_MINUTE), "--ids-dir", str(ids_dir),
+        "--webhook-url", webhook_url, "--simulate-chats", str(SIMULATED_CHATS),
+    ]  # fmt: skip
+    with service("chatra-sandbox", command) as url:
+        log_path = LOGS / "chatra-sandbox.log"
+        wait_for_log(log_path, "chatra-sandbox simulated", what="the simulated chats did not end")
+        done = next(line for line in log_path.read_text(encoding="utf-8").splitlines()
+                    if "chatra-sandbox simulated" in line)  # fmt: skip
+        info(done.removeprefix("chatra-sandbox ").replace("webhooks", "webhooks to the inbox"))
+        yield url
 
 
 def sandbox_sends(url: str) -> int:
@@ -146,10 +202,12 @@ def sandbox_sends(url: str) -> int:
     return len(sends)
 
 
-def demo_env(url: str, ids_dir: Path) -> dict[str, str]:
-    """Settings, as variables, that point every plugin at the sandbox and at output/demo/."""
+def demo_env(url: str, ids_dir: Path, inbox_url: str, tokens: InboxTokens) -> dict[str, str]:
+    """Settings, as variables, that point every plugin at the sandbox, the inbox and output/."""
     api_url = f"{url}/api"
     return {
+        "TAP_CHATRA_WEBHOOK_INBOX_URL": inbox_url,
+        "TAP_CHATRA_WEBHOOK_INBOX_TOKEN": tokens.read,
         **isolated_environ(),
         # A state database of the demo's own, so every demo run starts from scratch.
         "MELTANO_DATABASE_URI": f"sqlite:///{DEMO / 'meltano.db'}",
@@ -174,17 +232,17 @@ def demo_env(url: str, ids_dir: Path) -> dict[str, str]:
     }
 
 
-def query(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def query(sql: str, *params: object) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run `sql` on the demo warehouse (read-only); return column names and rows."""
     with duckdb.connect(str(WAREHOUSE), read_only=True) as conn:
-        cursor = conn.execute(sql)
+        cursor = conn.execute(sql, list(params))
         columns = [d[0] for d in cursor.description]
         return columns, cursor.fetchall()
 
 
 def print_table(columns: list[str], rows: list[tuple[Any, ...]], width: int = 42) -> None:
     """Print rows as an aligned text table, cutting long values."""
-    texts = [[str(value) for value in row] for row in rows]
+    texts = [[str(value).replace("\n", " ") for value in row] for row in rows]
     cells = [[t if len(t) <= width else t[: width - 1] + "…" for t in row] for row in texts]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     for line in (columns, ["-" * w for w in widths], *cells):
@@ -209,6 +267,20 @@ def show_warehouse() -> None:
         "FROM chatra.clients LIMIT 4"
     )
     print_table(*query(clients))
+
+
+def show_conversations() -> None:
+    """Print the simulated chats as the webhooks delivered them: chat_messages with their text."""
+    step("Conversations from the webhook inbox: chatra.chat_messages")
+    _, chats = query("SELECT DISTINCT chat_id FROM chatra.chat_messages ORDER BY chat_id LIMIT 2")
+    for (chat_id,) in chats:
+        conversation = (
+            "SELECT type, coalesce(agent_name, '') AS agent, created_at, text "
+            "FROM chatra.chat_messages WHERE chat_id = ? ORDER BY seq, created_at"
+        )
+        info(f"chat {chat_id}:")
+        print_table(*query(conversation, chat_id), width=60)
+        info("")
 
 
 def write_outreach_rows() -> int:
@@ -307,9 +379,12 @@ def run_demo() -> None:
     install_plugins({**isolated_environ(), "MELTANO_DATABASE_URI": state_db})
     after_install = time.monotonic()
 
-    step("Starting chatra-sandbox, a local Chatra API with seeded data")
-    with sandbox(ids_dir) as url:
-        env = demo_env(url, ids_dir)
+    step("Starting chatra-webhooks, the webhook inbox, and chatra-sandbox, a local Chatra API")
+    info(f"the sandbox has seeded data, and plays out {SIMULATED_CHATS} chats: it posts their")
+    info("webhooks to the inbox, as Chatra would (chatStarted, chatFragment, chatTranscript)")
+    tokens = InboxTokens()
+    with inbox(tokens) as inbox_url, sandbox(ids_dir, f"{inbox_url}/chatra/{tokens.ingest}") as url:
+        env = demo_env(url, ids_dir, inbox_url, tokens)
         for path in sorted(ids_dir.glob("*.txt")):
             count = len(path.read_text(encoding="utf-8").splitlines())
             info(f"{count} IDs in {path.relative_to(ROOT)}")
@@ -317,6 +392,7 @@ def run_demo() -> None:
         step("Chatra -> warehouse: meltano run tap-chatra target-duckdb")
         meltano("chatra-to-duckdb", "run", "tap-chatra", "target-duckdb", env=env)
         show_warehouse()
+        show_conversations()
         warehouse_to_chatra(env, url)
         read_back(env)
 

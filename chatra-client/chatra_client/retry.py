@@ -3,8 +3,12 @@
 Every attempt, retries included, first takes a slot from the rate limiter. A 429 waits for
 its ``Retry-After`` and slows the shared limiter down, so that other workers and processes
 pause too and then go on more slowly for a while; a 5xx, a timeout or a dropped connection
-waits an exponentially growing, jittered delay. A POST that
-may have reached Chatra is never retried: the caller gets OutcomeUnknownError and decides.
+waits an exponentially growing, jittered delay.
+
+A POST is retried only when Chatra surely did not act on it: a 429, or a connection that
+failed before the request was sent. Any other failure after sending (a 5xx, which a gateway
+may give after the upstream stored the message; a read timeout; a dropped connection) gives
+the caller OutcomeUnknownError instead, since a retry could create a second message.
 """
 
 from __future__ import annotations
@@ -125,6 +129,12 @@ def retrying(
             try:
                 return func(*args, **kwargs)
             except RetriableError as error:
+                if not idempotent and error.status != 429:
+                    msg = (
+                        f"{error} The POST reached the server, which may have stored it before "
+                        "answering with an error."
+                    )
+                    raise OutcomeUnknownError(msg, status=error.status) from None
                 reason = str(error)
                 retry_after = error.retry_after
                 status = error.status

@@ -121,7 +121,9 @@ def connection_properties() -> th.PropertiesList:
             description=(
                 "How many times one request is retried after a 408, a 429, a 5xx, a timeout or "
                 "a dropped connection, with exponential backoff, before it is given up (the tap "
-                "sets the ID aside, the target marks the row failed)."
+                "sets the ID aside, the target marks the row failed). A POST (a message send) "
+                "is retried only after a 429 or a connection that never opened, since any "
+                "other failure may come after Chatra stored it."
             ),
         ),
     )

@@ -99,6 +99,22 @@ def test_a_post_that_may_have_been_sent_is_never_retried() -> None:
     assert script.calls == 1
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 520])
+def test_a_post_answered_with_a_5xx_is_never_retried(status: int) -> None:
+    # A gateway may answer 502/504 (or an HTML 52x page) after the upstream stored the POST.
+    error = RetriableError(f"POST /x: server error (HTTP {status}).", status=status, retry_after=1)
+    script = Script(error)
+    with pytest.raises(OutcomeUnknownError, match="may have stored it") as raised:
+        run(script, idempotent=False)
+    assert script.calls == 1
+    assert raised.value.status == status
+
+
+def test_a_get_answered_with_a_5xx_is_retried() -> None:
+    error = RetriableError("GET /x: server error (HTTP 502).", status=502, retry_after=None)
+    assert run(Script(error, error)) == [1.0, 2.0]
+
+
 def test_a_post_refused_by_429_or_never_sent_is_retried() -> None:
     unreachable = requests.ConnectionError(
         MaxRetryError(None, "/", NewConnectionError(None, "refused"))  # type: ignore[arg-type]

@@ -3,7 +3,8 @@
 Each API request goes through, in order: added latency, a possible connection drop, the key
 check (401), the rate limit (429), the endpoint lookup (404/405), injected error answers
 (429 bursts, 5xx, failing IDs), the 4xx of a rejected client (POSTs only, by the body's
-``clientId``) and finally the endpoint itself. Admin requests under ``/_sandbox/`` skip all
+``clientId``) and finally the endpoint itself, after which a stored POST's answer may still
+be dropped or replaced by a gateway's 5xx. Admin requests under ``/_sandbox/`` skip all
 of that and are not logged.
 """
 
@@ -70,7 +71,8 @@ async def _handle_api(
         return _log(state, entry, DropConnection(), fault="reset")
     entry["auth_ok"] = state.keys.check(request.headers.get("authorization"))
     if not entry["auth_ok"]:
-        return _log(state, entry, json_error(401, "Unauthorized: missing or wrong API keys."))
+        status = state.config.wrong_keys_status
+        return _log(state, entry, json_error(status, "Unauthorized: missing or wrong API keys."))
     if limiter is not None:
         wait = limiter.check(state.keys.public_key)
         if wait is not None:
@@ -100,17 +102,24 @@ async def _handle_api(
     result = api.handle(state.store, request.method, endpoint, body)
     if result.created is not None:
         dropped = faults.drop_after_commit()
+        gateway_error = None if dropped else faults.error_after_commit()
         state.log.add_send(
             {
                 "resource": endpoint.resource,
                 "id": result.created["id"],
                 "body": result.request_body,
                 "t": time.time(),
-                "response_dropped": dropped,
+                # The client never learns that the message was created.
+                "response_dropped": dropped or gateway_error is not None,
             }
         )
+        if state.on_message_created is not None:
+            state.on_message_created(result.created)
         if dropped:
             return _log(state, entry, DropConnection(), fault="post_reset_after_commit")
+        if gateway_error is not None:
+            response = server_error(gateway_error.status, html=gateway_error.html)
+            return _log(state, entry, response, fault=gateway_error.kind)
     return _log(state, entry, JSONResponse(result.body, status_code=result.status))
 
 

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--ids-dir", help="write messages.txt, pushed_messages.txt, clients.txt here")
     add("--log-file", help="append every API request to this file as JSON lines")
+    hooks = parser.add_argument_group("webhooks")
+    hadd = hooks.add_argument
+    hadd("--webhook-url", help="POST webhooks here (simulated chats, messages sent via the API)")
+    hadd("--simulate-chats", type=int, default=0, metavar="N", help="run N simulated chats")
+    hadd("--webhook-pause", type=float, default=0, help="seconds between two webhooks")
     faults = parser.add_argument_group("fault injection")
     fadd = faults.add_argument
     fadd("--latency-ms", type=float, default=0, help="latency added to every API request")
@@ -66,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0,
         help="share of POSTs committed but whose connection is then dropped",
+    )
+    fadd(
+        "--post-error-after-commit-rate",
+        type=float,
+        default=0,
+        help="share of POSTs committed but then answered 502/504, as by a gateway",
     )
     fadd("--burst-429", metavar="EVERY:COUNT", help="after EVERY requests, COUNT answers 429")
     fadd("--no-retry-after", action="store_true", help="send 429 without Retry-After")
@@ -91,6 +102,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "secret_key": args.secret_key,
         "port": args.port,
         "log_file": args.log_file,
+        "webhook_url": args.webhook_url,
+        "webhook_pause": args.webhook_pause,
         "requests_per_minute": args.requests_per_minute,
         "rate_limit_mode": args.rate_limit_mode.replace("-", "_"),
         "rate_limit_window": args.rate_limit_window,
@@ -101,11 +114,25 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "html_error_share": args.html_error_share,
         "reset_rate": args.reset_rate,
         "post_reset_after_commit_rate": args.post_reset_after_commit_rate,
+        "post_error_after_commit_rate": args.post_error_after_commit_rate,
         "burst_429": args.burst_429,
         "retry_after": not args.no_retry_after,
         "fail_ids": dict(args.fail_id),
         "fault_seed": args.fault_seed,
     }
+
+
+def _simulate(server: SandboxServer, count: int) -> None:
+    conversations = server.simulate_chats(count)
+    deliveries = server.webhook_deliveries()
+    failed = sum(not delivery.ok for delivery in deliveries)
+    messages = sum(len(conversation.messages) for conversation in conversations)
+    print(
+        f"chatra-sandbox simulated {len(conversations)} chats ({messages} messages): "
+        f"{len(deliveries) - failed} webhooks delivered, {failed} failed",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.simulate_chats and not args.webhook_url:
+        parser.error("--simulate-chats needs --webhook-url")
     try:
         server = SandboxServer(**_options(args))
     except (TypeError, ValueError) as exc:
@@ -140,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         print(f"chatra-sandbox listening on {server.url}", flush=True)
+        if args.simulate_chats:
+            threading.Thread(
+                target=_simulate, args=(server, args.simulate_chats), daemon=True
+            ).start()
         # A timed wait keeps the main thread responsive to signals.
         while not stop.wait(0.5):
             pass

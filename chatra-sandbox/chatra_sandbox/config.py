@@ -13,6 +13,7 @@ _RATES = (
     "html_error_share",
     "reset_rate",
     "post_reset_after_commit_rate",
+    "post_error_after_commit_rate",
 )
 _NON_NEGATIVE = ("requests_per_minute", "latency_ms", "latency_spike_ms")
 RATE_LIMIT_MODES = ("gcra", "sliding_window")
@@ -73,9 +74,14 @@ class SandboxConfig:
         html_error_share: Share of those errors with an HTML body instead of JSON.
         burst_429: Bursts of 429 answers, independent of the rate limit.
         retry_after: Whether 429 answers carry a ``Retry-After`` header.
+        wrong_keys_status: The status of an answer to wrong or missing keys: 401, or 403 as
+            some gateways and accounts answer.
         reset_rate: Share of API requests whose connection is dropped without an answer.
         post_reset_after_commit_rate: Share of accepted POSTs that are committed (and logged as
             sent) but whose connection is then dropped before the answer.
+        post_error_after_commit_rate: Share of accepted POSTs that are committed (and logged as
+            sent) but answered with a 502 or 504 (HTML per ``html_error_share``), as a gateway
+            does when the answer from upstream is lost.
         fail_ids: The first ``n`` requests for each record ID are answered with 503.
         reject_clients: POSTs of a message to these client IDs are answered with the mapped
             4xx status (not 429) and not committed.
@@ -92,8 +98,10 @@ class SandboxConfig:
     html_error_share: float = 0
     burst_429: Burst429 | None = None
     retry_after: bool = True
+    wrong_keys_status: int = 401
     reset_rate: float = 0
     post_reset_after_commit_rate: float = 0
+    post_error_after_commit_rate: float = 0
     fail_ids: Mapping[str, int] = field(default_factory=dict)
     reject_clients: Mapping[str, int] = field(default_factory=dict)
     fault_seed: int = 0
@@ -119,6 +127,9 @@ class SandboxConfig:
             and 0 < self.requests_per_minute * self.rate_limit_window < 60
         ):
             msg = "rate_limit_window is too short to allow one request at requests_per_minute."
+            raise ValueError(msg)
+        if self.wrong_keys_status not in {401, 403}:
+            msg = f"wrong_keys_status must be 401 or 403, got {self.wrong_keys_status!r}."
             raise ValueError(msg)
         if any(not isinstance(n, int) or n < 0 for n in self.fail_ids.values()):
             msg = "fail_ids must map record IDs to non-negative integers."

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from chatra_sandbox.config import SandboxConfig
 
 _ERROR_STATUSES = (500, 502, 503)
+# What a gateway answers when its upstream stored the POST but the answer did not make it back.
+_GATEWAY_STATUSES = (502, 504)
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,12 @@ class FaultInjector:
         """Whether to drop the connection of a POST that has just been committed."""
         rate = self.config.post_reset_after_commit_rate
         return bool(rate) and self._rng.random() < rate
+
+    def error_after_commit(self) -> Fault | None:
+        """Return the 5xx to answer a POST that has just been committed with, if any."""
+        config = self.config
+        rate = config.post_error_after_commit_rate
+        if not rate or self._rng.random() >= rate:
+            return None
+        html = bool(config.html_error_share) and self._rng.random() < config.html_error_share
+        return Fault("post_error_after_commit", self._rng.choice(_GATEWAY_STATUSES), html=html)

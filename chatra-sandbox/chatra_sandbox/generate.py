@@ -186,14 +186,15 @@ def make_message(
         record["agentId"] = agent.id
         record["agentName"] = agent.name
     if not pushed and rng.random() < 0.15:
-        record["file"] = _file(rng)
+        record["file"] = make_file(rng)
         record["text"] = record["file"]["filename"]
     if has_undocumented_key(index):
         record[UNDOCUMENTED_KEY] = {"enabled": True, "since": record["createdAt"]}
     return record
 
 
-def _file(rng: random.Random) -> dict[str, Any]:
+def make_file(rng: random.Random) -> dict[str, Any]:
+    """Build the attachment of a file message."""
     filename, is_image = rng.choice(_FILES)
     token = meteor_id(rng)
     file: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,11 +18,14 @@ from chatra_sandbox.config import SandboxConfig
 from chatra_sandbox.connection import SandboxH11Protocol
 from chatra_sandbox.data import SandboxStore
 from chatra_sandbox.state import SandboxState
+from chatra_sandbox.webhooks import Delivery, WebhookSender, raise_api_message, simulate_chats
 
 if TYPE_CHECKING:
     from pathlib import Path
     from types import TracebackType
     from typing import Self
+
+    from chatra_sandbox.conversations import Conversation
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
@@ -95,6 +99,9 @@ class SandboxServer:
         secret_key: The account's secret key.
         port: Port to listen on; 0 picks a free one.
         log_file: Optional file to append every API request to, as JSON lines.
+        webhook_url: Where to POST webhooks (simulated chats, and a ``chatFragment`` for each
+            message sent through the API); None sends none.
+        webhook_pause: Seconds between two webhooks, to spread a simulation out in time.
         **options: Runtime options (see ``SandboxConfig``): ``requests_per_minute`` (0 =
             unlimited), ``latency_ms``, ``error_rate``, ``reset_rate``, ``burst_429``,
             ``retry_after``, ``fail_ids``, ``fault_seed`` and the other fault settings.
@@ -111,13 +118,24 @@ class SandboxServer:
         secret_key: str = DEFAULT_SECRET_KEY,
         port: int = 0,
         log_file: str | Path | None = None,
+        webhook_url: str | None = None,
+        webhook_pause: float = 0.0,
         **options: Any,
     ) -> None:
         config = SandboxConfig().updated(**options)
         self.store = SandboxStore(
             seed=seed, clients=clients, messages=messages, pushed_messages=pushed_messages
         )
-        self._state = SandboxState(self.store, KeyCheck(public_key, secret_key), config, log_file)
+        self._webhooks = WebhookSender(webhook_url, pause=webhook_pause) if webhook_url else None
+        self._simulated = 0
+        on_message_created = (
+            functools.partial(raise_api_message, self.store, self._webhooks)
+            if self._webhooks
+            else None
+        )
+        self._state = SandboxState(
+            self.store, KeyCheck(public_key, secret_key), config, log_file, on_message_created
+        )
         self.public_key = public_key
         self.secret_key = secret_key
         self._requested_port = port
@@ -203,6 +221,8 @@ class SandboxServer:
                 thread.join(_STOP_TIMEOUT)
         self._port = None
         self._state.log.close()
+        if self._webhooks is not None:
+            self._webhooks.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -254,3 +274,30 @@ class SandboxServer:
     def write_id_files(self, directory: str | Path) -> dict[str, Path]:
         """Write ``messages.txt``, ``pushed_messages.txt`` and ``clients.txt`` to ``directory``."""
         return self.store.write_id_files(directory)
+
+    def simulate_chats(self, count: int) -> list[Conversation]:
+        """Run ``count`` more simulated chats, storing them and sending their webhooks.
+
+        Returns:
+            The new conversations, once every one of their webhooks was delivered or given up.
+
+        Raises:
+            RuntimeError: If the sandbox was made without a ``webhook_url``.
+        """
+        if self._webhooks is None:
+            msg = "Simulated chats need a webhook_url to send their events to."
+            raise RuntimeError(msg)
+        conversations = simulate_chats(
+            self.store, self._webhooks, count, first_index=self._simulated
+        )
+        self._simulated += count
+        return conversations
+
+    def webhook_deliveries(self) -> list[Delivery]:
+        """Every webhook delivered or given up so far (event name, status, attempts)."""
+        return self._webhooks.deliveries() if self._webhooks is not None else []
+
+    def wait_for_webhooks(self) -> None:
+        """Block until every webhook raised so far was delivered or given up."""
+        if self._webhooks is not None:
+            self._webhooks.wait()

@@ -10,6 +10,7 @@ from chatra_sandbox.logs import ActivityLog
 from chatra_sandbox.ratelimit import RateLimiter, SlidingWindowLimiter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from chatra_sandbox.auth import KeyCheck
@@ -30,6 +31,7 @@ class SandboxState:
         keys: The account's key pair check.
         config: The initial runtime options.
         log_file: Optional JSONL file the request log is mirrored to.
+        on_message_created: Called with each message created through the API (webhooks).
     """
 
     def __init__(
@@ -38,10 +40,12 @@ class SandboxState:
         keys: KeyCheck,
         config: SandboxConfig,
         log_file: str | Path | None = None,
+        on_message_created: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
         self.log = ActivityLog(log_file)
+        self.on_message_created = on_message_created
         self._lock = threading.Lock()
         self.config = config
         self.faults = FaultInjector(config)

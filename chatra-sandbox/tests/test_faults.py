@@ -129,6 +129,19 @@ def test_post_reset_after_commit_commits_but_drops_the_answer(make_api):
     assert api.get(f"/pushedMessages/{send['id']}").json()["text"] == "maybe sent"
 
 
+def test_post_error_after_commit_commits_and_answers_like_a_gateway(make_api):
+    api = make_api(post_error_after_commit_rate=1.0, html_error_share=1.0)
+    client_id = api.server.ids("clients")[0]
+    response = api.post("/pushedMessages/", json={"clientId": client_id, "text": "stored"})
+    assert response.status_code in {502, 504}
+    assert response.headers["content-type"].startswith("text/html")
+    (send,) = api.server.sends()
+    assert send["response_dropped"] is True
+    assert api.server.request_log()[-1]["fault"] == "post_error_after_commit"
+    # GETs are not affected, and the message is there.
+    assert api.get(f"/pushedMessages/{send['id']}").json()["text"] == "stored"
+
+
 def test_rejected_posts_are_not_committed_or_dropped(make_api):
     api = make_api(post_reset_after_commit_rate=1.0)
     response = api.post("/pushedMessages/", json={"clientId": "nobody", "text": "x"})

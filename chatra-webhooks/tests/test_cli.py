@@ -19,7 +19,8 @@ from chatra_webhooks.events import parse_body
 from chatra_webhooks.schema import EVENTS
 from chatra_webhooks.settings import normalize_store_url
 from chatra_webhooks.sql_store import SqlEventStore
-from tap_chatra.id_sources import read_webhook_events
+from tap_chatra.event_files import EventFile
+from tap_chatra.events import ids_in_event
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -170,9 +171,13 @@ def test_export_writes_what_tap_chatra_reads(cli: CallCli, store_url: str, tmp_p
     assert [json.loads(line)["client"]["id"] for line in lines[:-1]] == [
         f"client-{n}" for n in range(5)
     ]
-    found = read_webhook_events(output, logger=logging.getLogger("test"))
-    assert found.for_stream("clients") == [f"client-{n}" for n in range(5)]
-    assert found.for_stream("messages") == [f"message-{n}" for n in range(5)]
+    # The file tap-chatra reads as webhook_events_file, with the IDs each event names.
+    events = EventFile(output, {}, logging.getLogger("test")).events("webhook_events")
+    found = [ids_in_event(event.payload) for event in events]
+    assert [client for ids in found for client in ids.clients] == [f"client-{n}" for n in range(5)]
+    assert [message for ids in found for message in ids.messages] == [
+        f"message-{n}" for n in range(5)
+    ]
 
     after = cli("export", "--store", store_url, "--after", "3")
     assert [json.loads(line)["client"]["id"] for line in after.stdout.splitlines()] == [

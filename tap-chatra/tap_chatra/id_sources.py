@@ -1,6 +1,7 @@
-"""Where record IDs come from: config lists, ID files and a file of webhook events.
+"""Where record IDs come from: config lists and ID files (webhook events: see webhook_streams).
 
-Chatra cannot list records, so every ID the tap fetches comes from here. All sources are read
+Chatra cannot list records, so every ID the tap fetches comes from here or from webhook
+events, which the webhook streams read before the REST streams sync. These sources are read
 before the first request: an unreadable file stops the run with one line, while a malformed
 ID is reported with its file and line and skipped.
 """
@@ -29,7 +30,6 @@ LIST_SETTINGS = {
     "clients": "client_ids",
 }
 FILE_SETTINGS = {name: f"{setting}_file" for name, setting in LIST_SETTINGS.items()}
-WEBHOOK_SETTING = "webhook_events_file"
 
 # Past this many malformed IDs in one source, the rest are only counted, not listed.
 _MAX_REPORTED = 20
@@ -208,40 +208,6 @@ def read_id_file(path: Path, *, setting: str, logger: logging.Logger) -> list[st
     return list(iter_id_file(path, setting=setting, logger=logger))
 
 
-def read_webhook_events(path: Path, *, logger: logging.Logger) -> IdLists:
-    """Collect client and message IDs from a JSONL file of Chatra webhook payloads.
-
-    Each payload contributes `client.id`, and the `id` of every message that has one (to
-    `pushed_messages` when the message says `isPushed: true`). Webhook messages usually carry
-    no ID, which is not a problem.
-
-    Raises:
-        IdSourceError: If the file cannot be read.
-    """
-    problems = _Problems(f"{WEBHOOK_SETTING} {path}", logger)
-    found = IdLists()
-    for number, event in _json_lines(_numbered_lines(path, WEBHOOK_SETTING), problems):
-        client = event.get("client")
-        if isinstance(client, dict) and "id" in client:
-            reason = id_problem(client["id"])
-            if reason:
-                problems.report(number, f"client.id: {reason}")
-            else:
-                found.add("clients", [str(client["id"])])
-        messages = event.get("messages")
-        for message in messages if isinstance(messages, list) else []:
-            if not isinstance(message, dict) or "id" not in message:
-                continue
-            reason = id_problem(message["id"])
-            if reason:
-                problems.report(number, f"messages[].id: {reason}")
-                continue
-            stream = "pushed_messages" if message.get("isPushed") is True else "messages"
-            found.add(stream, [str(message["id"])])
-    problems.close()
-    return found
-
-
 def _ids_from_setting(values: object, setting: str, logger: logging.Logger) -> list[str]:
     problems = _Problems(f"config {setting}", logger, unit="item")
     ids: list[str] = []
@@ -260,7 +226,7 @@ def collect_ids(
     logger: logging.Logger,
     done: Mapping[str, Callable[[str], bool]] | None = None,
 ) -> IdLists:
-    """Read every configured ID source, in order: inline lists, ID files, webhook events.
+    """Read every configured ID list, in order: inline lists, then ID files.
 
     IDs that `done` says are done for good are only counted (IdLists.left_out).
 
@@ -274,8 +240,4 @@ def collect_ids(
         if file_name := config.get(FILE_SETTINGS[stream]):
             path = Path(file_name).expanduser()
             lists.add(stream, iter_id_file(path, setting=FILE_SETTINGS[stream], logger=logger))
-    if webhook_file := config.get(WEBHOOK_SETTING):
-        events = read_webhook_events(Path(webhook_file).expanduser(), logger=logger)
-        for stream in STREAMS:
-            lists.add(stream, events.for_stream(stream))
     return lists

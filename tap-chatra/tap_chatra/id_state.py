@@ -22,8 +22,9 @@ appears only once an ID fails. The earlier layout, with one entry per ID
 `"1700000000:2:HTTP 503"`, `queued` as `{"<id>": 1}`), is still read, and written back in this
 one.
 
-The maps in a bookmark are replaced by objects of id_map.py, never changed in place, so a state
-given to the tap (by an in-process caller, or a test) stays as it was given.
+The maps in a bookmark are replaced by objects of id_map.py (plain ones such as `refresh` and
+webhook_ids.py's queue by copies), never changed in place, so a state given to the tap (by an
+in-process caller, or a test) stays as it was given.
 
 Meltano merges a failed run's partial STATE onto the last complete one key by key, and never
 deletes a key, so an ID may appear twice, or both as fetched and as missing: the newer entry
@@ -64,6 +65,16 @@ def _plain(value: object) -> object:
     if isinstance(value, simplejson.RawJSON):
         return json.loads(value.encoded_json)
     return value
+
+
+def _child_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> dict[str, t.Any]:
+    """A plain map in the bookmark, as a copy of its own (see above: never changed in place)."""
+    value = _plain(bookmark.get(key))
+    if value is not None and not isinstance(value, dict):
+        logger.warning("STATE key '%s' is not an object; starting it afresh.", key)
+    copied: dict[str, t.Any] = dict(value) if isinstance(value, dict) else {}
+    bookmark[key] = copied
+    return copied
 
 
 def _id_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> IdMap:
@@ -164,10 +175,7 @@ class RefreshRun:
     """The run that re-fetches every client, and the clients queued for it by message streams."""
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
-        marks = _plain(bookmark.get("refresh"))
-        if marks is not None and not isinstance(marks, dict):
-            logger.warning("STATE key 'refresh' is not an object; starting it afresh.")
-        self._marks = bookmark["refresh"] = dict(marks) if isinstance(marks, dict) else {}
+        self._marks = _child_map(bookmark, "refresh", logger)
         queued = bookmark.get("queued")
         if not isinstance(queued, IdList):
             queued = _plain(queued)

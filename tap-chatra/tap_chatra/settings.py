@@ -39,13 +39,37 @@ TAP_SETTINGS = th.PropertiesList(
     *_id_settings("pushed_message_ids", "pushed message"),
     *_id_settings("client_ids", "client"),
     th.Property(
+        "webhook_inbox_url",
+        th.StringType,
+        title="Webhook inbox URL",
+        description=(
+            "Base URL of a chatra-webhooks inbox. The streams webhook_events and "
+            "chat_messages read the events it received since the last run, and each event's "
+            "client (and any message ID it carries) is fetched by the REST streams in the "
+            "same run. Use this or `webhook_events_file`."
+        ),
+        examples=["https://hooks.example.com", "http://127.0.0.1:8780"],
+    ),
+    th.Property(
+        "webhook_inbox_token",
+        th.StringType,
+        secret=True,
+        title="Webhook inbox read token",
+        description=(
+            "The inbox's read token (its CHATRA_WEBHOOKS_READ_TOKEN), sent as a Bearer token."
+        ),
+    ),
+    th.Property(
         "webhook_events_file",
         th.StringType,
         title="Webhook events file",
         description=(
-            "Path of a JSONL file of Chatra webhook payloads, one per line. Each contributes "
-            "its `client.id` to clients, and the `id` of any message that carries one to "
-            "messages (or pushed_messages when the message has `isPushed: true`)."
+            "Path of a JSONL file of Chatra webhook payloads, one per line (as "
+            "`chatra-webhooks export` writes them). Feeds webhook_events and chat_messages "
+            "like the inbox: a file that only grows is read on from where the last run "
+            "stopped; a replaced or truncated one is read from the start, with a warning. "
+            "Each event contributes its `client.id` to clients, and the `id` of any message "
+            "that carries one to messages (or pushed_messages when it has `isPushed: true`)."
         ),
     ),
     th.Property(

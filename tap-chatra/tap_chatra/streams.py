@@ -10,14 +10,14 @@ from typing_extensions import override
 
 from chatra_client import id_problem
 from tap_chatra import schemas
-from tap_chatra.client import ChatraStream
 from tap_chatra.id_state import Plan, RefreshRun, fingerprint, plan_fetches
 from tap_chatra.settings import DEFAULT_FINGERPRINT_IGNORE
+from tap_chatra.webhook_ids import WebhookIdsStream
 
 SCHEMAS = SchemaDirectory(schemas)
 
 
-class MessagesStream(ChatraStream):
+class MessagesStream(WebhookIdsStream):
     """Messages, each fetched once: a message never changes after it was fetched."""
 
     name = "messages"
@@ -50,7 +50,7 @@ class PushedMessagesStream(MessagesStream):
     path = "/pushedMessages/{id}"
 
 
-class ClientsStream(ChatraStream):
+class ClientsStream(WebhookIdsStream):
     """Clients, fetched again every run and emitted only when their content changed."""
 
     name = "clients"

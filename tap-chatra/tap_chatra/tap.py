@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import typing as t
 from functools import cached_property
 
@@ -23,6 +24,13 @@ from tap_chatra.state_flush import StateSizeWriter
 from tap_chatra.state_input import STATE_FIX, read_state_file, state_problem
 from tap_chatra.stopping import StopSignals
 from tap_chatra.streams import ClientsStream, MessagesStream, PushedMessagesStream
+from tap_chatra.webhook_ids import WebhookIdsStream
+from tap_chatra.webhook_streams import (
+    ChatMessagesStream,
+    EventStream,
+    WebhookEventsStream,
+    check_webhook_settings,
+)
 
 if t.TYPE_CHECKING:
     import click
@@ -30,8 +38,11 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.plugin_base import _ConfigInput
 
-#: Clients sync last, so that they include the clients of the messages just fetched.
-SYNC_ORDER = ("messages", "pushed_messages", "clients")
+    from tap_chatra.events import EventIds
+
+#: Webhook events sync first, so that the IDs they name are fetched in the same run; clients
+#: sync last, so that they include the clients of the messages just fetched.
+SYNC_ORDER = ("webhook_events", "chat_messages", "messages", "pushed_messages", "clients")
 
 
 class _Checked:
@@ -71,11 +82,15 @@ class TapChatra(ChatraPlugin, Tap):
     message_writer_class = StateSizeWriter
     #: SIGTERM and SIGINT, handled while `invoke` runs; tests may call `request` on it.
     stop_signals = StopSignals()
+    #: The last webhook event whose IDs were queued in this run (both webhook streams read it).
+    events_discovered_through: int = 0
 
     def __init__(self, *, validate_config: bool = True, **kwargs: t.Any) -> None:
         super().__init__(validate_config=validate_config, **kwargs)
         # Malformed keys stop the run here, before any request; discovery needs no keys.
         self._connection = ConnectionSettings.from_config(self.config) if validate_config else None
+        if validate_config:
+            check_webhook_settings(self.config)
 
     @override
     def _setup_signal_handlers(self) -> None:
@@ -144,7 +159,13 @@ class TapChatra(ChatraPlugin, Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [MessagesStream(self), PushedMessagesStream(self), ClientsStream(self)]
+        return [
+            WebhookEventsStream(self),
+            ChatMessagesStream(self),
+            MessagesStream(self),
+            PushedMessagesStream(self),
+            ClientsStream(self),
+        ]
 
     @property
     @override
@@ -165,11 +186,30 @@ class TapChatra(ChatraPlugin, Tap):
         if self.config.get("fetch_message_clients", True) and isinstance(clients, ClientsStream):
             clients.refresh_run.queue(client_id)
 
+    def queue_event_ids(self, found: EventIds) -> None:
+        """Have the REST streams fetch, in this run, the records a webhook event names."""
+        now = int(time.time())
+        for name, record_ids in (
+            ("messages", found.messages),
+            ("pushed_messages", found.pushed_messages),
+            ("clients", found.clients),
+        ):
+            stream = self.streams.get(name)
+            if isinstance(stream, WebhookIdsStream) and stream.selected and record_ids:
+                stream.webhook_ids.add(record_ids, now)
+
     def check_connection(self) -> None:
-        """Read the ID sources, then prove the keys with one harmless request."""
+        """Read the ID sources, then prove the keys with one harmless request.
+
+        With a webhook source, prove that too: the inbox takes the read token, or the file
+        can be read.
+        """
         _ = self.id_lists
         with ChatraClient(self.connection, limiter=self.http.limiter, logger=self.logger) as api:
             api.check_credentials()
+        events = self.streams.get("webhook_events")
+        if isinstance(events, EventStream):
+            events.check_source()
 
     @classmethod
     @override

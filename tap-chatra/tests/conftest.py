@@ -23,12 +23,14 @@ from pathlib import Path
 
 import pytest
 
+from chatra_sandbox.conversations import new_conversation
 from tap_chatra.tap import TapChatra
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from chatra_sandbox import SandboxServer
+    from chatra_sandbox.conversations import Conversation
 
 TAP_EXECUTABLE = str(Path(sys.executable).parent / "tap-chatra")
 
@@ -162,6 +164,33 @@ class Kit:
             if entry["method"] == "GET" and (resource is None or entry["resource"] == resource)
         ]
 
+    def events_file(
+        self, server: SandboxServer, chats: int, *, first: int = 0, name: str = "events.jsonl"
+    ) -> tuple[Path, list[Conversation]]:
+        """Append the webhooks of `chats` new simulated chats to a JSONL file.
+
+        Every other line is an event as the inbox exports it (seq, received_at, body), the
+        others bare webhook bodies: the file source reads both.
+        """
+        conversations = [
+            new_conversation(server.store, index) for index in range(first, first + chats)
+        ]
+        payloads = [event for chat in conversations for event in chat.events(server.store.agents)]
+        path = self.tmp_path / name
+        with path.open("a", encoding="utf-8") as file:
+            for number, payload in enumerate(payloads):
+                line = (
+                    payload
+                    if number % 2
+                    else {
+                        "seq": number,
+                        "received_at": "2026-05-01T10:00:00+00:00",
+                        "body": payload,
+                    }
+                )
+                file.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return path, conversations
+
     def write(self, name: str, lines: Iterable[str]) -> Path:
         path = self.tmp_path / name
         path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
@@ -260,3 +289,9 @@ def raw_api() -> Iterator[RawApi]:
 def answer_type() -> type[Answer]:
     """The `Answer` class, for test modules (which cannot import from conftest)."""
     return Answer
+
+
+@pytest.fixture(scope="module")
+def module_kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
+    """A kit shared by a module's tests (for fixtures wider than one test)."""
+    return Kit(tmp_path_factory.mktemp("kit"))

@@ -22,6 +22,8 @@ ISSUE_SETTINGS = {
     "pushed_message_ids_file",
     "client_ids_file",
     "webhook_events_file",
+    "webhook_inbox_url",
+    "webhook_inbox_token",
     "fetch_message_clients",
     "state_flush_seconds",
     "missing_retry_hours",
@@ -39,6 +41,7 @@ def test_about_json_documents_every_setting_and_marks_secrets(kit) -> None:
     assert {name for name, schema in properties.items() if schema.get("secret")} == {
         "api_key_pair",
         "private_key",
+        "webhook_inbox_token",
         "rate_limit_store",  # a postgresql:// URL may hold a password
     }
     assert properties["fetch_message_clients"]["default"] is True
@@ -68,12 +71,29 @@ def test_discover_needs_no_credentials(kit) -> None:
     assert result.returncode == 0, result.stderr
     catalog = json.loads(result.stdout)
     streams = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
-    assert list(streams) == ["messages", "pushed_messages", "clients"]
+    assert list(streams) == [
+        "webhook_events",
+        "chat_messages",
+        "messages",
+        "pushed_messages",
+        "clients",
+    ]
+    for name in ("messages", "pushed_messages", "clients"):
+        assert streams[name]["key_properties"] == ["id"]
+        assert "replication_key" not in streams[name]
+    assert streams["webhook_events"]["key_properties"] == ["seq"]
+    assert streams["chat_messages"]["key_properties"] == ["key"]
+    for name in ("webhook_events", "chat_messages"):
+        assert streams[name]["replication_key"] == "seq"
+        assert streams[name]["replication_method"] == "INCREMENTAL"
     for entry in streams.values():
-        assert entry["key_properties"] == ["id"]
         DEFAULT_JSONSCHEMA_VALIDATOR.check_schema(entry["schema"])
-        assert "extra" in entry["schema"]["properties"]
-    assert streams["messages"]["schema"]["properties"]["created_at"]["format"] == "date-time"
+        assert (
+            "extra" in entry["schema"]["properties"] or entry["tap_stream_id"] == "webhook_events"
+        )
+    assert streams["webhook_events"]["schema"]["properties"]["payload"]["type"] == "object"
+    for name in ("messages", "chat_messages"):
+        assert streams[name]["schema"]["properties"]["created_at"]["format"] == "date-time"
 
 
 def test_connection_test_makes_one_request(chatra_sandbox, kit) -> None:
@@ -99,6 +119,8 @@ def test_schema_test_writes_schemas_without_requests(chatra_sandbox, kit) -> Non
     result = kit.cli("--test=schema", config=kit.config(chatra_sandbox))
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["stream"] for line in result.stdout.splitlines()] == [
+        "webhook_events",
+        "chat_messages",
         "messages",
         "pushed_messages",
         "clients",

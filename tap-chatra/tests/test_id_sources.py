@@ -1,4 +1,5 @@
-"""Every ID source: config lists, .txt/.csv/.jsonl files, webhook events; bad input reported."""
+"""Every ID list: config lists, .txt/.csv/.jsonl files; bad input reported (webhook events:
+test_webhook_streams.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 import pytest
 
+from tap_chatra.event_files import EventFile
 from tap_chatra.id_sources import IdSourceError, collect_ids
 
 LOGGER = logging.getLogger("tap-chatra.test")
@@ -86,38 +88,7 @@ def test_config_lists_report_blank_items_with_their_position(caplog) -> None:
     ]
 
 
-def test_webhook_events_contribute_client_and_message_ids(kit, caplog) -> None:
-    events = [
-        {
-            "eventName": "chatStarted",
-            "client": {"id": "client-1", "chatId": "c1", "info": {"shop": "x"}},
-            "messages": [{"type": "client", "text": "Hi!"}],
-        },
-        {
-            "eventName": "chatFragment",
-            "client": {"id": "client-2"},
-            "messages": [
-                {"id": "MSG1", "type": "client", "message": "Hello"},
-                {"id": "PUSH1", "type": "agent", "text": "Offer", "isPushed": True},
-            ],
-            "agents": [{"id": "agent-1"}],
-        },
-        {"eventName": "chatTranscript", "client": {"id": "client-1"}, "messages": []},
-        {"eventName": "chatFragment", "client": {"id": "  "}},
-    ]
-    lines = [json.dumps(event) for event in events]
-    path = kit.write("events.jsonl", [*lines[:2], "garbage", *lines[2:]])
-    lists = collect_ids({"webhook_events_file": str(path), "client_ids": ["client-0"]}, LOGGER)
-    assert lists.for_stream("clients") == ["client-0", "client-1", "client-2"]
-    assert lists.for_stream("messages") == ["MSG1"]
-    assert lists.for_stream("pushed_messages") == ["PUSH1"]
-    assert _warnings(caplog) == [
-        f"webhook_events_file {path}, line 3: not valid JSON; skipped.",
-        f"webhook_events_file {path}, line 5: client.id: ID is only whitespace; skipped.",
-    ]
-
-
-@pytest.mark.parametrize("setting", ["message_ids_file", "client_ids_file", "webhook_events_file"])
+@pytest.mark.parametrize("setting", ["message_ids_file", "client_ids_file"])
 def test_missing_file_is_one_clear_error(kit, setting) -> None:
     missing = kit.tmp_path / "nowhere.txt"
     with pytest.raises(IdSourceError) as raised:
@@ -155,23 +126,6 @@ def test_each_file_format_drives_a_sync(chatra_sandbox, kit, suffix) -> None:
     assert sorted(kit.gets(chatra_sandbox)) == sorted(wanted)
 
 
-def test_webhook_file_drives_a_sync_with_message_clients_deduplicated(chatra_sandbox, kit) -> None:
-    message_ids = chatra_sandbox.ids("messages")[:6]
-    clients_of_messages = [chatra_sandbox.store.messages[m]["clientId"] for m in message_ids]
-    events = [
-        {"eventName": "chatFragment", "client": {"id": client}, "messages": [{"id": message}]}
-        for message, client in zip(message_ids, clients_of_messages, strict=True)
-    ]
-    path = kit.write("events.jsonl", [json.dumps(event) for event in events])
-    output = kit.run(kit.config(chatra_sandbox, webhook_events_file=str(path)))
-
-    assert output.ids("messages") == message_ids
-    unique_clients = list(dict.fromkeys(clients_of_messages))
-    assert output.ids("clients") == unique_clients
-    # Each client once, although webhooks and messages both named it.
-    assert sorted(kit.gets(chatra_sandbox, "clients")) == sorted(unique_clients)
-
-
 def test_all_sources_are_combined(chatra_sandbox, kit) -> None:
     messages = chatra_sandbox.ids("messages")
     pushed = chatra_sandbox.ids("pushed_messages")
@@ -201,25 +155,22 @@ def test_jsonl_lines_split_on_newline_only(kit, caplog, separator) -> None:
         json.dumps({"client": {"id": "C2"}}),
     ]
     webhook = kit.write("events.jsonl", events)
+    read = list(EventFile(webhook, {}, LOGGER).events("webhook_events"))
+    assert [event.payload["client"]["id"] for event in read] == ["C1", "C2"]
+    assert read[0].payload["messages"][0]["text"] == f"a{separator}b"
     ids = kit.write("ids.jsonl", [json.dumps({"id": f"X{separator}Y"}, ensure_ascii=False)])
-    lists = collect_ids({"webhook_events_file": str(webhook), "message_ids_file": str(ids)}, LOGGER)
-    assert lists.for_stream("clients") == ["C1", "C2"]
-    assert lists.for_stream("messages") == [f"X{separator}Y", "M1"]
+    lists = collect_ids({"message_ids_file": str(ids)}, LOGGER)
+    assert lists.for_stream("messages") == [f"X{separator}Y"]
     assert _warnings(caplog) == []
 
 
 def test_lone_surrogate_ids_are_reported_with_their_line_and_skipped(kit, caplog) -> None:
     rows = [json.dumps({"id": "c\udc00x"}), json.dumps({"id": "OK1"})]
     path = kit.write("ids.jsonl", rows)
-    events = kit.write("events.jsonl", [json.dumps({"client": {"id": "\ud800"}})])
-    config = {
-        "client_ids_file": str(path),
-        "webhook_events_file": str(events),
-        "message_ids": ["M\udfff"],
-    }
+    config = {"client_ids_file": str(path), "message_ids": ["M\udfff"]}
     lists = collect_ids(config, LOGGER)
     assert lists.for_stream("clients") == ["OK1"]
     assert lists.for_stream("messages") == []
     warnings = _warnings(caplog)
-    assert len(warnings) == 3
+    assert len(warnings) == 2
     assert all("lone surrogate" in w and w.endswith("; skipped.") for w in warnings)

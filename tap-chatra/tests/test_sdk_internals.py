@@ -36,10 +36,12 @@ def test_emit_state_now_writes_state_changed_without_a_record() -> None:
 
 
 def test_streams_sync_in_dependency_order_not_by_name() -> None:
-    # The SDK sorts streams by name; clients must come after the message streams that queue
-    # their clients, so `Tap.streams` is reordered, and sync_all must iterate it.
+    # The SDK sorts streams by name; the webhook streams, which queue the IDs events name, must
+    # come first, and clients after the message streams that queue their clients, so
+    # `Tap.streams` is reordered, and sync_all must iterate it.
     tap = TapChatra(config=CONFIG)
-    assert list(tap.streams) == ["messages", "pushed_messages", "clients"]
+    order = ["webhook_events", "chat_messages", "messages", "pushed_messages", "clients"]
+    assert list(tap.streams) == order
     for stream in tap.streams.values():
         stream.get_records = lambda context: iter(())  # type: ignore[method-assign]
     out = io.StringIO()
@@ -47,7 +49,7 @@ def test_streams_sync_in_dependency_order_not_by_name() -> None:
         tap.sync_all()
     messages = [json.loads(line) for line in out.getvalue().splitlines()]
     synced = [m["stream"] for m in messages if m["type"] == "SCHEMA"]
-    assert synced == ["messages", "pushed_messages", "clients"]
+    assert synced == order
 
 
 def test_sdk_runs_code_after_a_yield_only_once_the_record_is_written() -> None:
@@ -73,6 +75,8 @@ def test_discovery_needs_no_keys() -> None:
     tap = TapChatra(config={}, validate_config=False)
     catalog = tap.catalog_dict
     assert [entry["tap_stream_id"] for entry in catalog["streams"]] == [
+        "webhook_events",
+        "chat_messages",
         "messages",
         "pushed_messages",
         "clients",

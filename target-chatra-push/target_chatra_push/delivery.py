@@ -4,30 +4,48 @@ A row is its own unit of work. For a row to send: claim the key in the ledger (`
 committed), POST through chatra_client, then record ``sent`` with Chatra's ID (committed).
 What each error from chatra_client means here:
 
-- OutcomeUnknownError (the POST went out, the answer was lost): ``unknown``, counted
-  unconfirmed, never sent again unless `resend_unconfirmed`. After
+- OutcomeUnknownError (the POST went out and no success came back: a 5xx, which a gateway
+  may give after Chatra stored the message, a read timeout or a dropped connection):
+  ``unknown``, counted unconfirmed, never sent again unless `resend_unconfirmed`. After
   `max_unconfirmed_in_a_row` of them with no confirmed answer between, the run stops, so a
   network fault leaves a few rows to check by hand rather than every row.
 - NotFoundError / RejectedError (400/404/422, e.g. an unknown client): ``failed`` as rejected,
   dead-lettered; tried again on a later run when `retry_failed` is on.
-- AuthenticationError (401/403), RateLimitStoreError (the shared pace cannot be used, so
-  the POST never went out): ``failed`` as not sent, and the run stops at once.
-- RetriesExhaustedError: chatra_client retries 429/5xx and connection failures that happened
-  before the request went out; only those end here, so the POST surely had no effect. The key
+- AuthenticationError (401/403): one GET checks the keys. Refused: ``failed`` as not sent,
+  and the run stops at once. Accepted: a 403 was about this row (say, a client Chatra will
+  not let this account message), so it is rejected like a 4xx.
+- RateLimitStoreError (the shared pace cannot be used, so the POST never went out): ``failed``
+  as not sent, and the run stops at once.
+- RetriesExhaustedError: chatra_client retries a POST only on a 429 or a connection that
+  failed before the request went out; only those end here, so the POST surely had no effect. The key
   is ``failed`` as not sent (always tried again on the next run, whatever `retry_failed`
   says) and the run stops: Chatra has refused a whole retry budget, so carrying on would only
   spend the same budget on every remaining row. No STATE is passed on after that row, so the
   next run reads it again and the ledger skips what was already sent.
+
+A row deferred by `max_sends_per_run`, or rejected while `retry_failed` is on, is meant to go
+out on a later run; with an incremental tap that only happens if the tap reads it again, so
+from that row on no STATE is passed on (`state_held`): the next run resumes before it, and
+the ledger skips the rows already settled.
+
+A ledger that fails mid-run (damaged, disk full, unreachable) stops the run after the
+summary, with one line naming it and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import sqlite3
+import sys
 import typing as t
+from contextlib import contextmanager
 
 from chatra_client import (
     AuthenticationError,
     ChatraClient,
+    ChatraError,
     ConfigError,
     NotFoundError,
     OutcomeUnknownError,
@@ -36,19 +54,29 @@ from chatra_client import (
     RejectedError,
     RetriesExhaustedError,
 )
-from target_chatra_push.ledger import FailureKind, Ledger, LedgerError
+from target_chatra_push.keys import describe_properties, key_hint, legacy_key
+from target_chatra_push.ledger_model import (
+    UNCONFIRMED,
+    FailureKind,
+    LedgerError,
+    RunMark,
+    account_id,
+    describe_failure,
+)
+from target_chatra_push.ledger_open import open_run_ledger
 from target_chatra_push.outputs import DeadLetterFile, PreviewFile, SentIdsFile
 from target_chatra_push.policy import Decision, decide
 from target_chatra_push.preview_page import MessagePage, page_path
-from target_chatra_push.rendering import InvalidRowError, build_outbound, key_hint
+from target_chatra_push.rendering import build_outbound, key_properties_of
 from target_chatra_push.summary import Outcome, RunSummary
+from target_chatra_push.values import InvalidRowError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
     from chatra_client import ConnectionSettings
-    from target_chatra_push.ledger import Entry
+    from target_chatra_push.ledger_model import Entry, LedgerStore
     from target_chatra_push.mapping import MessageMapping
     from target_chatra_push.policy import DeliveryOptions
     from target_chatra_push.rendering import Outbound
@@ -66,6 +94,20 @@ _OUTCOME_OF = {
 }
 
 _LOG_LEVEL_OF = {Decision.DUPLICATE: logging.DEBUG, Decision.UNCONFIRMED: logging.WARNING}
+_REPEATED = "repeated within this input"
+
+
+def _ledger_failures() -> tuple[type[BaseException], ...]:
+    """What a ledger raises when its database fails.
+
+    SQLAlchemy's errors count only once a PostgreSQL ledger has loaded it: loading it just to
+    name its errors would cost every SQLite run a quarter second.
+    """
+    failures: tuple[type[BaseException], ...] = (sqlite3.Error, LedgerError)
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_errors is None:
+        return failures
+    return (*failures, sqlalchemy_errors.SQLAlchemyError)
 
 
 class Delivery:
@@ -89,40 +131,57 @@ class Delivery:
         self.summary = RunSummary(dry_run=options.dry_run)
         self._connection = connection
         self._logger = logger
-        self._ledger: Ledger | None = None
+        self._ledger: LedgerStore | None = None
         self._ledger_opened = False
+        self._run = RunMark.of_this_process()
+        self._keyed: dict[str, tuple[str, ...]] = {}
+        self.state_held: str | None = None
+        """Why STATE is no longer passed on in this run, if it is not."""
         self._client: ChatraClient | None = None
         self._dead_letters = DeadLetterFile(options.dead_letter_path)
         self._preview = PreviewFile(options.preview_path)
         self._sent_ids: dict[Path, SentIdsFile] = {}
         page = page_path(options)
         self._page = MessagePage(page, dry_run=options.dry_run) if page else None
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: dict[tuple[str, str], str] = {}
         self._sends = 0
         self._unconfirmed_in_a_row = 0
         self._credentials_checked = False
+        self._broken_ledger = False
         self._finished = False
 
     # Resources, opened on first use
 
-    def _ledger_or_none(self) -> Ledger | None:
+    def _ledger_or_none(self) -> LedgerStore | None:
         if not self._ledger_opened:
             self._ledger_opened = True
-            path = self.options.ledger_path
+            connection = self._connection
+            account = (
+                account_id(connection.credentials.public_key, connection.api_url)
+                if connection is not None
+                else None
+            )
             try:
-                self._ledger = (
-                    Ledger.open_read_only(path) if self.options.dry_run else Ledger.open(path)
-                )
+                self._ledger = open_run_ledger(self.options, account=account, logger=self._logger)
             except LedgerError as exc:
                 self._stop(f"{exc} Nothing was sent.")
         return self._ledger
 
-    def _write_ledger(self) -> Ledger:
+    def _write_ledger(self) -> LedgerStore:
         ledger = self._ledger_or_none()
         if ledger is None or ledger.read_only:
             msg = "The ledger is read-only in a dry run."
             raise RuntimeError(msg)
         return ledger
+
+    @contextmanager
+    def _ledger_guard(self) -> Iterator[None]:
+        """Turn a failing ledger into a stop: the summary, then one line naming it."""
+        try:
+            yield
+        except _ledger_failures() as exc:
+            self._broken_ledger = True
+            self._stop(describe_failure(self._location(), exc))
 
     def _chatra(self) -> ChatraClient:
         if self._client is None:
@@ -182,31 +241,82 @@ class Delivery:
             What happened to the row.
 
         Raises:
-            RunStoppedError: When the run must stop (refused keys, Chatra unavailable, or a bad
-                row with `on_error: fail`); everything before this row is settled.
+            RunStoppedError: When the run must stop (refused keys, Chatra unavailable, a
+                changed dedupe key, a failing ledger, or a bad row with `on_error: fail`);
+                everything before this row is settled.
         """
+        properties = key_properties_of(mapping, key_properties)
+        with self._ledger_guard():
+            self._check_key_properties(stream, properties)
         try:
             if problem is not None:
                 raise InvalidRowError("wrong_type", problem)
             outbound = build_outbound(mapping, record, key_properties)
         except InvalidRowError as invalid:
-            return self._invalid(stream, key_hint(mapping, record, key_properties), record, invalid)
-        if (stream, outbound.key) in self._seen:
-            why = "repeated within this input"
-            self._logger.debug("Stream %s key %s: duplicate, %s.", stream, outbound.key, why)
+            return self._invalid(stream, key_hint(properties, record), record, invalid)
+        if self._repeated(stream, outbound):
+            return self._count(stream, Outcome.DUPLICATE, outbound.key, outbound, _REPEATED)
+        with self._ledger_guard():
             if self.options.dry_run:
-                self._preview.add(
-                    stream=stream,
-                    key=outbound.key,
-                    action="duplicate",
-                    outbound=outbound,
-                    reason=why,
-                )
-            return self._count(stream, Outcome.DUPLICATE, outbound.key, outbound, why)
-        self._seen.add((stream, outbound.key))
+                ledger = self._ledger_or_none()
+                if ledger is not None:
+                    outbound = self._ledger_key(ledger, stream, outbound, record, properties)
+                return self._preview_row(stream, outbound)
+            ledger = self._write_ledger()
+            outbound = self._ledger_key(ledger, stream, outbound, record, properties)
+            return self._send_row(stream, mapping, record, outbound)
+
+    def _check_key_properties(self, stream: str, properties: tuple[str, ...]) -> None:
+        """Stop before sending when a stream is keyed differently from what the ledger holds."""
+        known = self._keyed.get(stream)
+        if known is None:
+            ledger = self._ledger_or_none()
+            recorded = ledger.key_properties(stream) if ledger is not None else None
+            if recorded is None and ledger is not None and not ledger.read_only:
+                ledger.record_key_properties(stream, properties)
+            known = properties if recorded is None else recorded
+            self._keyed[stream] = known
+        if known == properties:
+            return
+        keep = (
+            f"set dedupe_key_properties to {describe_properties(known)} (under "
+            f"stream_settings.{stream} for this stream alone)"
+            if known
+            else f'drop the key properties with stream_maps: {{"{stream}": '
+            '{"__key_properties__": []}}'
+        )
+        self._stop(
+            f"Stream {stream} is now keyed by {describe_properties(properties)}, but the "
+            f"ledger {self._location()} keyed it by {describe_properties(known)}: every row "
+            f"would get a new key and be sent again. Nothing more was sent. To keep the old "
+            f"key, {keep}."
+        )
+
+    def _location(self) -> str:
+        ledger = self._ledger
+        return ledger.location if ledger is not None else str(self.options.ledger_path)
+
+    def _repeated(self, stream: str, outbound: Outbound) -> bool:
+        """Whether this input held the key before; warns when its message differs."""
+        earlier = self._seen.get((stream, outbound.key))
+        if earlier is None:
+            self._seen[(stream, outbound.key)] = outbound.payload_hash
+            return False
+        why = _REPEATED
+        if earlier != outbound.payload_hash:
+            self._logger.warning(
+                "Stream %s key %s: seen again in this input with a different message; only "
+                "the first is sent. Check the key properties.",
+                stream,
+                outbound.key,
+            )
+        else:
+            self._logger.debug("Stream %s key %s: duplicate, %s.", stream, outbound.key, why)
         if self.options.dry_run:
-            return self._preview_row(stream, outbound)
-        return self._send_row(stream, mapping, record, outbound)
+            self._preview.add(
+                stream=stream, key=outbound.key, action="duplicate", outbound=outbound, reason=why
+            )
+        return True
 
     def _invalid(
         self,
@@ -233,6 +343,29 @@ class Delivery:
             )
         return Outcome.INVALID
 
+    def _ledger_key(
+        self,
+        ledger: LedgerStore,
+        stream: str,
+        outbound: Outbound,
+        record: Mapping[str, t.Any],
+        properties: Sequence[str],
+    ) -> Outbound:
+        """The row as a schema-1 ledger knows it, if that ledger holds it under the old key."""
+        if not ledger.legacy_keys:
+            return outbound
+        body = outbound.body
+        legacy = legacy_key(properties, record, body["clientId"], body["text"])
+        if legacy == outbound.key or ledger.get(stream, outbound.key) is not None:
+            return outbound
+        if ledger.get(stream, legacy) is None:
+            return outbound
+        return dataclasses.replace(outbound, key=legacy)
+
+    def _hold_state(self, stream: str, key: str, why: str) -> None:
+        if self.state_held is None:
+            self.state_held = f"stream {stream} key {key} ({why})"
+
     def _preview_row(self, stream: str, outbound: Outbound) -> Outcome:
         ledger = self._ledger_or_none()
         entry = ledger.get(stream, outbound.key) if ledger else None
@@ -255,7 +388,11 @@ class Delivery:
         ledger = self._write_ledger()
         key, payload_hash = outbound.key, outbound.payload_hash
         entry, claimed = ledger.claim(
-            stream, key, payload_hash, lambda e: self._decide(e, payload_hash)[0] is Decision.SEND
+            stream,
+            key,
+            payload_hash,
+            lambda e: self._decide(e, payload_hash)[0] is Decision.SEND,
+            self._run,
         )
         decision, why = self._decide(entry, payload_hash)
         if not claimed:
@@ -263,6 +400,12 @@ class Delivery:
             self._logger.log(
                 level, "Stream %s key %s: %s, not sent (%s).", stream, key, decision, why
             )
+            if decision is Decision.DEFERRED:
+                self._hold_state(stream, key, "deferred by max_sends_per_run")
+            elif decision is Decision.UNCONFIRMED and entry is not None and entry.run:
+                self._logger.info(
+                    "Stream %s key %s: claimed by the run of %s.", stream, key, entry.run
+                )
             return self._count(stream, _OUTCOME_OF[decision], key, outbound, why)
         if entry is not None:
             self._logger.info("Stream %s key %s: sending again (%s).", stream, key, why)
@@ -284,14 +427,18 @@ class Delivery:
         except OutcomeUnknownError as exc:
             ledger.mark_unknown(stream, key, str(exc))
             self._logger.warning(
-                "Stream %s key %s: unconfirmed, the answer to the POST was lost; it will not be "
-                "sent again unless resend_unconfirmed is set.",
+                "Stream %s key %s: unconfirmed, the POST went out but no success came back "
+                "(%s); it will not be sent again unless resend_unconfirmed is set.",
                 stream,
                 key,
+                f"HTTP {exc.status}" if exc.status else "no answer",
             )
-            self._count(
-                stream, Outcome.UNCONFIRMED, key, outbound, "the answer to the POST was lost"
+            why = (
+                f"the POST went out and HTTP {exc.status} came back"
+                if exc.status
+                else "the answer to the POST was lost"
             )
+            self._count(stream, Outcome.UNCONFIRMED, key, outbound, why)
             self._unconfirmed_in_a_row += 1
             limit = self.options.max_unconfirmed_in_a_row
             if limit and self._unconfirmed_in_a_row >= limit:
@@ -306,6 +453,13 @@ class Delivery:
             self._unconfirmed_in_a_row = 0
             return self._rejected(stream, record, outbound, exc)
         except (AuthenticationError, RateLimitStoreError) as exc:
+            if (
+                isinstance(exc, AuthenticationError)
+                and exc.status == 403
+                and self._keys_accepted(stream, key)
+            ):
+                self._unconfirmed_in_a_row = 0
+                return self._rejected(stream, record, outbound, exc)
             ledger.mark_failed(stream, key, str(exc), FailureKind.NOT_SENT)
             self._count(stream, Outcome.DEFERRED, key, outbound, str(exc))
             self._stop(f"{exc} Nothing more was sent.")
@@ -336,12 +490,26 @@ class Delivery:
             self._logger.debug("Stream %s key %s: sent as %s.", stream, key, message_id)
         return self._count(stream, Outcome.SENT, key, outbound)
 
+    def _keys_accepted(self, stream: str, key: str) -> bool:
+        """After a 403 on a POST: do the keys still work? One GET tells (false if it fails)."""
+        try:
+            self._chatra().check_credentials()
+        except (ChatraError, ConfigError):
+            return False
+        self._logger.info(
+            "Stream %s key %s: HTTP 403, but Chatra accepts the keys: the refusal is about "
+            "this row.",
+            stream,
+            key,
+        )
+        return True
+
     def _rejected(
         self,
         stream: str,
         record: Mapping[str, t.Any],
         outbound: Outbound,
-        exc: NotFoundError | RejectedError,
+        exc: ChatraError,
     ) -> Outcome:
         key = outbound.key
         self._write_ledger().mark_failed(stream, key, str(exc), FailureKind.REJECTED)
@@ -358,6 +526,8 @@ class Delivery:
         self._logger.warning(
             "Stream %s key %s: rejected by Chatra, %s: %s", stream, key, retry, exc
         )
+        if self.options.retry_failed:
+            self._hold_state(stream, key, "rejected, to be tried again")
         self._count(stream, Outcome.REJECTED, key, outbound, str(exc))
         if self.options.stop_on_bad_row:
             self._stop(
@@ -403,7 +573,16 @@ class Delivery:
         if self._finished:
             return
         self._finished = True
+        if self._ledger is not None and not self._broken_ledger:
+            with contextlib.suppress(*_ledger_failures()):
+                self.summary.in_ledger = self._ledger.entries(statuses=UNCONFIRMED)
         self.summary.log(self._logger)
+        if self.state_held is not None:
+            self._logger.warning(
+                "No STATE was passed on after %s: the next run reads those rows again, "
+                "and the ledger skips what was already settled.",
+                self.state_held,
+            )
         if self.options.report_path is not None:
             self.summary.write(self.options.report_path)
         if self._page is not None:
@@ -413,6 +592,7 @@ class Delivery:
         for sent_ids in self._sent_ids.values():
             sent_ids.close()
         if self._ledger is not None:
-            self._ledger.close()
+            with contextlib.suppress(*_ledger_failures()):
+                self._ledger.close()
         if self._client is not None:
             self._client.close()

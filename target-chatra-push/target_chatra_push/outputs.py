@@ -12,7 +12,7 @@ import json
 import os
 import typing as t
 
-from target_chatra_push.rendering import json_default
+from target_chatra_push.values import json_default
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -36,7 +36,8 @@ class _LineFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._replace else os.O_APPEND)
             fd = os.open(self.path, flags, _PRIVATE if self._private else 0o644)
-            self._file = os.fdopen(fd, "w", encoding="utf-8")
+            # A value that is not valid Unicode is kept as a JSON escape, never a crash.
+            self._file = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
         self._file.write(line + "\n")
         self._file.flush()
 

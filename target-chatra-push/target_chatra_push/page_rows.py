@@ -13,8 +13,8 @@ import json
 import tempfile
 import typing as t
 
-from target_chatra_push.rendering import json_default
 from target_chatra_push.summary import Outcome
+from target_chatra_push.values import json_default
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

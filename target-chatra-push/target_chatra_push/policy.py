@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from target_chatra_push.ledger import FailureKind, Status
+from target_chatra_push.ledger_model import FailureKind, Status
 from target_chatra_push.settings import (
     DEFAULT_DEAD_LETTER_PATH,
     DEFAULT_LEDGER_PATH,
@@ -17,7 +17,7 @@ from target_chatra_push.settings import (
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from target_chatra_push.ledger import Entry
+    from target_chatra_push.ledger_model import Entry
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,11 @@ class DeliveryOptions:
     resend_changed: bool = False
     max_sends_per_run: int = 0
     ledger_path: Path = Path(DEFAULT_LEDGER_PATH)
+    ledger_url: str | None = None
+    new_ledger_ok: bool = False
+    ledger_wait_seconds: float = 30.0
+    trace_paths: tuple[Path, ...] = ()
+    """Files earlier sends leave behind: with them, a missing ledger was lost, not new."""
     dead_letter_path: Path = Path(DEFAULT_DEAD_LETTER_PATH)
     preview_path: Path = Path(DEFAULT_PREVIEW_PATH)
     report_path: Path | None = None
@@ -52,12 +57,24 @@ class DeliveryOptions:
             resend_changed=bool(config.get("resend_changed", False)),
             max_sends_per_run=int(config.get("max_sends_per_run") or 0),
             ledger_path=Path(config.get("ledger_path") or DEFAULT_LEDGER_PATH),
+            ledger_url=config.get("ledger_url") or None,
+            new_ledger_ok=bool(config.get("new_ledger_ok", False)),
+            ledger_wait_seconds=float(config.get("ledger_wait_seconds", 30)),
+            trace_paths=_trace_paths(config),
             dead_letter_path=Path(config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH),
             preview_path=Path(config.get("preview_path") or DEFAULT_PREVIEW_PATH),
             report_path=Path(report) if report else None,
             preview_html_path=Path(preview_html) if preview_html else None,
             report_html_path=Path(report_html) if report_html else None,
         )
+
+
+def _trace_paths(config: Mapping[str, t.Any]) -> tuple[Path, ...]:
+    """The sent-ID files (top level and per stream), the dead-letter file and the report."""
+    names = [config.get("sent_ids_path")]
+    names += [s.get("sent_ids_path") for s in (config.get("stream_settings") or {}).values()]
+    names += [config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH, config.get("report_path")]
+    return tuple(dict.fromkeys(Path(name) for name in names if name))
 
 
 class Decision(StrEnum):

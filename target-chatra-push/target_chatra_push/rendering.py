@@ -9,9 +9,8 @@ row lacks, or prints a null, makes the row invalid rather than sending a message
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import hashlib
-import json
 import typing as t
 from dataclasses import dataclass
 
@@ -19,7 +18,9 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from target_chatra_push.keys import dedupe_key
 from target_chatra_push.settings import AGENT_MESSAGE
+from target_chatra_push.values import InvalidRowError, canonical_json
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -27,15 +28,6 @@ if t.TYPE_CHECKING:
     from target_chatra_push.mapping import MessageMapping
 
 MAX_TEXT_LENGTH = 5000
-
-
-class InvalidRowError(Exception):
-    """A row that must never be sent; `reason` says why (it may quote the row's values)."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class _NullPrintedError(Exception):
@@ -88,20 +80,6 @@ def render_text(template: jinja2.Template, record: Mapping[str, t.Any]) -> str:
         ) from None
 
 
-def json_default(value: object) -> object:
-    """JSON form of the values a parsed Singer row may hold: datetimes as ISO, others as str."""
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
-
-
-def canonical_json(value: object) -> str:
-    """Stable JSON: sorted keys, no spaces, datetimes in ISO form."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default
-    )
-
-
 @dataclass(frozen=True)
 class Outbound:
     """The request one row becomes."""
@@ -115,7 +93,7 @@ class Outbound:
         """The API path the request goes to."""
         return f"/{self.resource}/"
 
-    @property
+    @functools.cached_property
     def payload_hash(self) -> str:
         """Hash of what the client would see, to notice a changed message for a sent key.
 
@@ -215,30 +193,17 @@ def _body(mapping: MessageMapping, record: Mapping[str, t.Any]) -> dict[str, t.A
     return body
 
 
-def _dedupe_key(
-    properties: Sequence[str], record: Mapping[str, t.Any], body: Mapping[str, t.Any]
-) -> str:
-    if not properties:
-        content = f"{body['clientId']}\n{body['text']}"
-        return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
-    values = []
-    for prop in properties:
-        value = record.get(prop)
-        if value is None:
-            raise InvalidRowError("missing_key", f"no dedupe key: '{prop}' is missing or null")
-        values.append(value)
-    return canonical_json(values)
-
-
-def key_hint(
-    mapping: MessageMapping, record: Mapping[str, t.Any], key_properties: Sequence[str]
-) -> str | None:
-    """The dedupe key of a row that could not become a message, when it can be told."""
-    properties = mapping.dedupe_key_properties or tuple(key_properties)
-    values = [record.get(prop) for prop in properties]
-    if not values or any(value is None for value in values):
-        return None
-    return canonical_json(values)
+def _check_encodable(body: Mapping[str, t.Any], key: str) -> None:
+    try:
+        key.encode("utf-8")
+        for value in body.values():
+            value.encode("utf-8")  # every body value is a string
+    except UnicodeEncodeError:
+        raise InvalidRowError(
+            "not_unicode",
+            "not valid Unicode: the text, client ID or key holds a lone surrogate (often an "
+            "emoji cut in half upstream); fix the value in the source",
+        ) from None
 
 
 def build_outbound(
@@ -257,9 +222,17 @@ def build_outbound(
         InvalidRowError: When the row cannot become a valid message.
     """
     body = _body(mapping, record)
-    properties = mapping.dedupe_key_properties or tuple(key_properties)
+    properties = key_properties_of(mapping, key_properties)
+    client_id, text = body["clientId"], body["text"]
+    key = dedupe_key(properties, record, client_id, text)
+    _check_encodable(body, key)
     return Outbound(
         resource=mapping.resource,
         body=body,
-        key=_dedupe_key(properties, record, body),
+        key=key,
     )
+
+
+def key_properties_of(mapping: MessageMapping, key_properties: Sequence[str]) -> tuple[str, ...]:
+    """The properties that key a stream's rows: `dedupe_key_properties`, else the stream's."""
+    return mapping.dedupe_key_properties or tuple(key_properties)

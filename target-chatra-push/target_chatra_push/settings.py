@@ -208,7 +208,41 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             description=(
                 "SQLite file recording every key sent, pending, failed or unconfirmed, so no "
                 "message is ever sent twice. Relative paths start in the working directory. "
-                "Keep it between runs."
+                "Keep it between runs; on machines that do not keep files (CI runners, "
+                "containers) use `ledger_url` instead."
+            ),
+        ),
+        th.Property(
+            "ledger_url",
+            th.StringType,
+            secret=True,
+            title="PostgreSQL ledger",
+            description=(
+                "Keep the ledger in PostgreSQL instead of `ledger_path`, for runs on machines "
+                "that do not keep files: `postgresql://user:password@host:5432/db`. The "
+                "tables are created in the database's default schema on first use."
+            ),
+            examples=["postgresql://chatra_push@db.internal:5432/ops"],
+        ),
+        th.Property(
+            "new_ledger_ok",
+            th.BooleanType,
+            default=False,
+            title="Start a new ledger",
+            description=(
+                "Allow a new, empty ledger although earlier runs left a sent-ID, dead-letter "
+                "or report file. Off: such a run stops before sending, since the old ledger "
+                "was probably lost or moved and every row would go out again."
+            ),
+        ),
+        th.Property(
+            "ledger_wait_seconds",
+            th.NumberType(minimum=0),
+            default=30,
+            title="Wait for the ledger",
+            description=(
+                "One run uses a ledger at a time: a second run waits this long for the first "
+                "to finish, then stops without sending."
             ),
         ),
         th.Property(
@@ -237,7 +271,10 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             th.BooleanType,
             default=True,
             title="Retry rejected rows",
-            description="Try rows Chatra rejected (400/404/422) again on a later run.",
+            description=(
+                "Try rows Chatra rejected (400/403/404/422) again on a later run; no STATE is "
+                "passed on after such a row, so an incremental tap reads it again."
+            ),
         ),
         th.Property(
             "resend_unconfirmed",
@@ -279,7 +316,7 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             description=(
                 "Most messages POSTed in one run (rejected attempts count too); 0 for no cap. "
                 "Rows past the cap are not sent and not recorded: they go out on a later run "
-                "and are reported as deferred."
+                "(no STATE is passed on after the first of them) and are reported as deferred."
             ),
         ),
         th.Property(

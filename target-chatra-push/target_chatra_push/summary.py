@@ -12,6 +12,11 @@ if t.TYPE_CHECKING:
     import logging
     from pathlib import Path
 
+    from target_chatra_push.ledger_model import Entry
+
+# Keys named in the log line; the report and `chatra-push-ledger list` have them all.
+_MAX_KEYS_LOGGED = 50
+
 
 class Outcome(StrEnum):
     """What happened to one row in this run."""
@@ -56,6 +61,8 @@ class RunSummary:
         self.dry_run = dry_run
         self.streams: dict[str, StreamCounts] = {}
         self.stopped: str | None = None
+        self.in_ledger: list[Entry] = []
+        """Every unconfirmed key in the ledger at the end, whatever this run's input held."""
 
     def add(self, stream: str, outcome: Outcome, key: str | None = None) -> None:
         """Count one row."""
@@ -96,6 +103,29 @@ class RunSummary:
                     len(counts.unconfirmed_keys),
                     ", ".join(counts.unconfirmed_keys),
                 )
+        self._log_ledger(logger)
+
+    def _log_ledger(self, logger: logging.Logger) -> None:
+        if not self.in_ledger:
+            return
+        by_stream: dict[str, list[str]] = {}
+        for entry in self.in_ledger:
+            by_stream.setdefault(entry.stream, []).append(entry.key)
+        for name, keys in sorted(by_stream.items()):
+            shown = ", ".join(keys[:_MAX_KEYS_LOGGED])
+            more = (
+                f" and {len(keys) - _MAX_KEYS_LOGGED} more" if len(keys) > _MAX_KEYS_LOGGED else ""
+            )
+            logger.warning(
+                "Ledger: stream %s has %d unconfirmed key(s): %s%s. Check each conversation in "
+                "Chatra, then settle it: chatra-push-ledger settle --stream %s KEY --as "
+                "sent|not-sent.",
+                name,
+                len(keys),
+                shown,
+                more,
+                name,
+            )
 
     def as_dict(self) -> dict[str, t.Any]:
         """JSON form of the whole report."""
@@ -105,6 +135,16 @@ class RunSummary:
             "stopped": self.stopped,
             "totals": totals,
             "streams": {name: c.as_dict() for name, c in sorted(self.streams.items())},
+            "unconfirmed_in_ledger": [
+                {
+                    "stream": entry.stream,
+                    "key": entry.key,
+                    "status": entry.status.value,
+                    "since": entry.updated_at,
+                    "run": str(entry.run) if entry.run else None,
+                }
+                for entry in self.in_ledger
+            ],
         }
 
     def write(self, path: Path) -> None:

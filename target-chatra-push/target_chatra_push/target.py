@@ -113,8 +113,12 @@ class TargetChatraPush(ChatraPlugin, Target):
 
     @override
     def _write_state_message(self, state: dict[str, t.Any]) -> None:
-        """Write each STATE once: the SDK's end-of-input drain repeats the last one."""
-        if state == self._state_written:
+        """Write each STATE once, and none after a row that must go out on a later run.
+
+        The SDK's end-of-input drain repeats the last STATE; `Delivery.state_held` names the
+        row (deferred, or rejected to be tried again) that holds STATE back.
+        """
+        if state == self._state_written or self.delivery.state_held is not None:
             return
         self._state_written = state
         super()._write_state_message(state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import typing as t
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -131,6 +132,23 @@ class Kit:
 
     def report(self) -> dict[str, t.Any]:
         return t.cast("dict[str, t.Any]", json.loads(self.report_path.read_text("utf-8")))
+
+    def write_schema_1_ledger(self, rows: list[tuple[str, str, str]]) -> None:
+        """A ledger as the target wrote it before keys were canonical: (stream, key, status)."""
+        self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.ledger_path)
+        db.execute(
+            "CREATE TABLE deliveries (stream TEXT NOT NULL, dedupe_key TEXT NOT NULL, status "
+            "TEXT NOT NULL, failure_kind TEXT, payload_hash TEXT NOT NULL, message_id TEXT, "
+            "attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, created_at TEXT NOT NULL, "
+            "updated_at TEXT NOT NULL, PRIMARY KEY (stream, dedupe_key))"
+        )
+        db.executemany(
+            "INSERT INTO deliveries VALUES (?, ?, ?, NULL, 'h', 'M', 1, NULL, 'x', 'x')", rows
+        )
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+        db.close()
 
     def sent_ids(self) -> list[str]:
         return self.sent_ids_path.read_text(encoding="utf-8").splitlines()

@@ -11,7 +11,8 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_chatra_push.mapping import MappingError, resolve_mapping
-from target_chatra_push.rendering import InvalidRowError, build_outbound
+from target_chatra_push.rendering import build_outbound
+from target_chatra_push.values import InvalidRowError
 
 TEMPLATE = "Hi {{ first_name }}, order {{ order_id }} ({{ '%.2f' | format(amount) }}) shipped."
 

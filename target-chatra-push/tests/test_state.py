@@ -85,3 +85,56 @@ def test_dry_run_passes_no_state_on(sandbox, kit):
 
     assert run.stdout == ""
     assert run.count("previewed") == 5
+
+
+def _resume_after(lines: list[str], state: dict | None) -> str:
+    """The input an incremental tap gives after `state`: only rows past its bookmark."""
+    if state is None:
+        return "".join(lines)
+    last = _replication_key(state)
+
+    def past(line: str) -> bool:
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            return bool(message["record"]["order_id"] > last)
+        return message["type"] != "STATE" or _replication_key(message["value"]) > last
+
+    return "".join(line for line in lines if past(line))
+
+
+def test_rows_deferred_by_the_cap_go_out_with_an_incremental_tap(sandbox, kit, sent_texts):
+    lines = kit.resource("orders_with_states.singer").splitlines(keepends=True)
+    config = kit.config(sandbox, max_sends_per_run=2)
+    state = None
+    for _ in range(3):
+        run = kit.run(config, _resume_after(lines, state))
+        state = run.states[-1] if run.states else state
+
+    # Run 1 sends 100 and 101 and passes STATE 101 on; 102 is deferred, so nothing after it.
+    assert len(sent_texts(sandbox)) == 5
+    texts = [json.loads(line)["record"]["text"] for line in lines if '"RECORD"' in line]
+    assert sorted(sent_texts(sandbox)) == sorted(texts)  # every row, each once
+    assert _replication_key(state) == 104
+
+
+def test_a_rejected_row_holds_state_back_until_it_is_sent(sandbox_with, kit, sent_texts):
+    sandbox = sandbox_with(reject_clients={"client-cy": 404})
+    lines = kit.resource("orders_with_states.singer").splitlines(keepends=True)
+    first = kit.run(kit.config(sandbox), "".join(lines))
+
+    assert [_replication_key(state) for state in first.states] == [101]
+    assert first.count("sent") == 4  # the rows after it still go out
+
+    sandbox.configure(reject_clients={})
+    second = kit.run(kit.config(sandbox), _resume_after(lines, first.states[-1]))
+
+    assert (second.count("sent"), second.count("duplicate")) == (1, 2)
+    assert [_replication_key(state) for state in second.states] == [102, 104]
+    assert "Hi Cy, order 102 has shipped." in sent_texts(sandbox)
+
+
+def test_a_rejected_row_does_not_hold_state_without_retry_failed(sandbox_with, kit):
+    sandbox = sandbox_with(reject_clients={"client-cy": 404})
+    run = kit.run(kit.config(sandbox, retry_failed=False), "orders_with_states.singer")
+
+    assert [_replication_key(state) for state in run.states] == [101, 102, 104]

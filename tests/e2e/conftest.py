@@ -10,6 +10,7 @@ path a plugin writes to is pointed into the test's own temp folder.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from chatra_sandbox import SandboxServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +88,30 @@ class MeltanoProject:
             pytest.fail(f"`meltano {' '.join(args)}` exited {result.returncode}:\n{log}")
         return result
 
+    def run_killing(
+        self, plugin: str, when: Callable[[], bool], *args: str, env: dict[str, str] | None = None
+    ) -> int:
+        """Run `meltano ARGS`, SIGKILL its `plugin` process once `when()` holds; the exit code.
+
+        Fails the test if the run ends before `when()` holds, or within two minutes it does not.
+        """
+        process = self.popen(*args, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while not when():
+                assert process.poll() is None, "the run ended before it could be killed"
+                assert time.monotonic() < deadline, f"{plugin} never got far enough to be killed"
+                time.sleep(0.02)
+            child = _child_process(psutil.Process(process.pid), plugin)
+            assert child is not None, f"no {plugin} process under meltano"
+            os.kill(child.pid, signal.SIGKILL)
+            process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return process.returncode
+
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """Start `meltano ARGS` without waiting; output goes to the returned pipes."""
         return subprocess.Popen(
@@ -94,6 +122,17 @@ class MeltanoProject:
             stderr=subprocess.STDOUT,
             text=True,
         )
+
+
+def _child_process(parent: psutil.Process, executable: str) -> psutil.Process | None:
+    """The process under `parent` that runs `executable` (a plugin's console script)."""
+    for child in parent.children(recursive=True):
+        try:
+            if any(Path(part).name == executable for part in child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +174,8 @@ class SandboxSettings:
             "TAP_CHATRA_MESSAGE_IDS_FILE": str(paths["messages"]),
             "TAP_CHATRA_PUSHED_MESSAGE_IDS_FILE": str(paths["pushed_messages"]),
             "TAP_CHATRA_CLIENT_IDS_FILE": str(paths["clients"]),
+            # The dev environment's local webhook inbox is not part of these runs.
+            "TAP_CHATRA_WEBHOOK_INBOX_URL": "",
         }
 
     def target(self, sandbox: SandboxServer) -> dict[str, str]:

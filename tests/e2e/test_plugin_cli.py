@@ -35,9 +35,19 @@ def test_tap_discovers_its_streams_without_credentials(meltano: MeltanoProject) 
     catalog = json.loads(plugin_cli(meltano, "extractors", "tap-chatra", "--discover"))
 
     streams = {stream["tap_stream_id"]: stream for stream in catalog["streams"]}
-    assert set(streams) == {"messages", "pushed_messages", "clients"}
-    for stream in streams.values():
-        assert stream["key_properties"] == ["id"]
+    assert set(streams) == {
+        "webhook_events",
+        "chat_messages",
+        "messages",
+        "pushed_messages",
+        "clients",
+    }
+    for name in ("messages", "pushed_messages", "clients"):
+        assert streams[name]["key_properties"] == ["id"]
+    assert streams["webhook_events"]["key_properties"] == ["seq"]
+    assert streams["chat_messages"]["key_properties"] == ["key"]
+    for name in ("webhook_events", "chat_messages"):
+        assert streams[name]["replication_key"] == "seq"
     message = streams["messages"]["schema"]["properties"]
     assert message["created_at"]["format"] == "date-time"
     assert "integer" in message["createdAt"]["type"]
@@ -52,9 +62,16 @@ def test_tap_about_json_marks_secrets(meltano: MeltanoProject) -> None:
     assert {name for name, schema in settings.items() if schema.get("secret")} == {
         "api_key_pair",
         "private_key",
+        "webhook_inbox_token",
         "rate_limit_store",  # a postgresql:// URL may hold a password
     }
-    for name in ("message_ids_file", "client_ids", "webhook_events_file", "requests_per_minute"):
+    for name in (
+        "message_ids_file",
+        "client_ids",
+        "webhook_events_file",
+        "webhook_inbox_url",
+        "requests_per_minute",
+    ):
         assert settings[name].get("description"), f"{name} has no description"
 
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 import uuid
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import psutil
 import pytest
 
 if TYPE_CHECKING:
@@ -97,16 +93,6 @@ def test_each_valid_row_is_sent_exactly_once(
     assert report["totals"]["duplicate"] == VALID_ROWS
 
 
-def target_process(meltano_process: psutil.Process) -> psutil.Process | None:
-    for child in meltano_process.children(recursive=True):
-        try:
-            if any("target-chatra-push" in part for part in child.cmdline()):
-                return child
-        except psutil.NoSuchProcess:
-            continue
-    return None
-
-
 def test_killed_target_then_rerun_sends_nothing_twice(
     meltano: MeltanoProject,
     postgres_database: PostgresDatabase,
@@ -121,24 +107,13 @@ def test_killed_target_then_rerun_sends_nothing_twice(
     schema, texts = create_outreach_table(postgres_database, sandbox.ids("clients"), rows)
     env = run_env(postgres_database, schema, sandbox_settings.target(sandbox))
 
-    process = meltano.popen(
-        "run", f"--state-id-suffix={schema}", "tap-postgres", "target-chatra-push", env=env
+    returncode = meltano.run_killing(
+        "target-chatra-push",
+        lambda: len(sandbox.sends()) >= 5,
+        *("run", f"--state-id-suffix={schema}", "tap-postgres", "target-chatra-push"),
+        env=env,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while len(sandbox.sends()) < 5:
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "the target never got going"
-            time.sleep(0.05)
-        target = target_process(psutil.Process(process.pid))
-        assert target is not None, "no target-chatra-push process under meltano"
-        os.kill(target.pid, signal.SIGKILL)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode != 0, "meltano run succeeded although its target was killed"
+    assert returncode != 0, "meltano run succeeded although its target was killed"
     sent_before_rerun = sent_texts(sandbox)
     assert 5 <= sum(sent_before_rerun.values()) < rows
 

@@ -150,6 +150,24 @@ class Run:
             assert needle in tail, f"{needle!r} not in the final error:\n{self.stderr[-3000:]}"
 
 
+@dataclass
+class Background:
+    """A plugin process started by `Plugins.target_in_background`."""
+
+    process: subprocess.Popen[bytes]
+    run: Run
+
+    def finish(self, timeout: float = RUN_TIMEOUT) -> Run:
+        """Wait for the process (killing it after `timeout`) and return its run."""
+        try:
+            self.run.returncode = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.run.returncode = self.process.wait()
+            pytest.fail(f"the background run took longer than {timeout:.0f}s")
+        return self.run
+
+
 def is_traceback_line(line: str) -> bool:
     """Whether a line of stderr belongs to a Python traceback."""
     return bool(_TRACEBACK_LINE.match(line))
@@ -299,6 +317,23 @@ class Plugins:
         source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
         return self.run([str(BIN / "target-chatra-push"), "--config", str(config_path)],
                         stdin=source, **kwargs)  # fmt: skip
+
+    def target_in_background(
+        self, config: Mapping[str, t.Any], lines: Iterable[Mapping[str, t.Any]]
+    ) -> Background:
+        """Start target-chatra-push on Singer messages and return at once."""
+        self._runs += 1
+        name = f"run{self._runs}-target-chatra-push"
+        config_path = self.write_json(f"{name}.json", config)
+        source = self.path(f"{name}.singer")
+        source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        out, err = self.path(f"{name}.out"), self.path(f"{name}.err")
+        with source.open("rb") as inp, out.open("wb") as stdout, err.open("wb") as stderr:
+            process = subprocess.Popen(
+                [str(BIN / "target-chatra-push"), "--config", str(config_path)],
+                stdin=inp, stdout=stdout, stderr=stderr, env=clean_env(), cwd=self.folder,
+            )  # fmt: skip
+        return Background(process, Run(-1, out, err, target=True))
 
     def tap_config(self, sandbox: SandboxServer, **settings: t.Any) -> dict[str, t.Any]:
         """Keys and URL of the sandbox, no pacing, and `settings`."""

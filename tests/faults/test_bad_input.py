@@ -342,6 +342,8 @@ def test_tap_html_error_pages_fail_clearly_and_resume(
 def test_target_html_error_pages_stop_clearly_and_resume(
     plugins: Plugins, chatra_sandbox_factory: Callable[..., SandboxServer]
 ) -> None:
+    # A proxy's HTML 5xx pages: a POST answered so may have been stored, so each row is
+    # unconfirmed (never retried) and the run stops after max_unconfirmed_in_a_row (3).
     sandbox = chatra_sandbox_factory(
         clients=5, messages=0, pushed_messages=0, requests_per_minute=0,
         error_rate=1.0, html_error_share=1.0,
@@ -349,15 +351,34 @@ def test_target_html_error_pages_stop_clearly_and_resume(
     rows = plugins.valid_rows(sandbox.ids("clients"), 5)
     config = plugins.target_config(sandbox, max_retries=1)
     first = plugins.target(config, plugins.row_messages(rows, state_every=1))
-    first.assert_clear_failure("[0]")
+    first.assert_clear_failure("answers to the last 3 POSTs were lost", "[2]")
     assert "<html" not in first.stderr
     assert "nginx" not in first.stderr
     assert sandbox.sends() == []
-    assert first.states() == []
+    assert len(sandbox.request_log()) == 3  # one POST per row, none retried
+    assert [state["last"] for state in first.states()] == [0, 1]
 
     sandbox.configure(error_rate=0)
     second = plugins.target(config, plugins.row_messages(rows, state_every=1))
     second.assert_clean_exit()
+    assert sorted(plugins.key_of_send(s) for s in sandbox.sends()) == [3, 4]
+    assert plugins.unconfirmed_ids() == {0, 1, 2}
+    # Chatra shows they never arrived: settle them as not sent, and they go out.
+    for key in ("[0]", "[1]", "[2]"):
+        settle = plugins.run(
+            [
+                plugins.executable("chatra-push-ledger"),
+                "--config",
+                str(plugins.path("target.json")),
+                "settle",
+                key,
+                "--as",
+                "not-sent",
+            ]
+        )
+        assert settle.returncode == 0, settle.stderr
+    third = plugins.target(config, plugins.row_messages(rows, state_every=1))
+    third.assert_clean_exit()
     assert sorted(plugins.key_of_send(s) for s in sandbox.sends()) == list(range(5))
 
 
@@ -394,34 +415,15 @@ def test_tap_5xx_on_the_last_id_sets_it_aside_and_a_later_run_fetches_it(
         assert sorted(both) == sorted(expected), stream
 
 
-def _seed_failing_only_at(position: int, attempts: int, rate: float) -> int:
-    """A fault seed under which, with only `error_rate` on, exactly the requests from
-    `position` (0-based) to `position + attempts - 1` are answered 5xx.
-
-    Mirrors chatra_sandbox.faults: per request one draw from random.Random(fault_seed) for
-    error_rate (the only fault switched on), and for an error one choice among 500/502/503.
-    """
-    for seed in range(100_000):
-        rng = random.Random(seed)
-        outcomes = []
-        for _ in range(position + attempts + 1):
-            failed = rng.random() < rate
-            if failed:
-                rng.choice((500, 502, 503))
-            outcomes.append(failed)
-        if outcomes == [False] * position + [True] * attempts + [False]:
-            return seed
-    raise AssertionError("no such seed")
-
-
-def test_target_5xx_on_the_last_row_before_the_final_state(
+def test_target_refused_on_the_last_row_before_the_final_state(
     plugins: Plugins, chatra_sandbox_factory: Callable[..., SandboxServer]
 ) -> None:
+    # 429 from the fifth POST on: the only refusal after which a POST surely did nothing (a
+    # 5xx may come after Chatra stored it, so it leaves the row unconfirmed instead).
     rows_count = 5
-    seed = _seed_failing_only_at(rows_count - 1, attempts=2, rate=0.5)
     sandbox = chatra_sandbox_factory(
-        clients=5, messages=0, pushed_messages=0, requests_per_minute=0, error_rate=0.5,
-        fault_seed=seed,
+        clients=5, messages=0, pushed_messages=0, requests_per_minute=0,
+        burst_429={"every": rows_count - 1, "count": 100},
     )  # fmt: skip
     rows = plugins.valid_rows(sandbox.ids("clients"), rows_count)
     config = plugins.target_config(sandbox, max_retries=1)
@@ -431,7 +433,7 @@ def test_target_5xx_on_the_last_row_before_the_final_state(
     assert sorted(plugins.key_of_send(s) for s in sandbox.sends()) == list(range(last))
     assert first.last_state == {"last": last - 1}, "the final STATE went out unsettled"
 
-    sandbox.configure(error_rate=0)
+    sandbox.configure(burst_429=None)
     rest = [row for row in rows if row["id"] > first.last_state["last"]]
     second = plugins.target(config, plugins.row_messages(rest, state_every=1))
     second.assert_clean_exit()

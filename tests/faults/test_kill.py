@@ -116,10 +116,10 @@ def sends_reach(sandbox: SandboxServer, count: int) -> Callable[[Run], bool]:
 
 
 def check_target_kill_and_resume(
-    plugins: Plugins, sandbox: SandboxServer, seed: int, rows: int
+    plugins: Plugins, sandbox: SandboxServer, seed: int, rows: int, **settings: t.Any
 ) -> None:
     rng = random.Random(seed)
-    config = plugins.target_config(sandbox)
+    config = plugins.target_config(sandbox, **settings)
     all_rows = plugins.valid_rows(sandbox.ids("clients"), rows)
     kill_at = rng.randint(6, rows - 10)
     first = plugins.target(

@@ -144,8 +144,9 @@ def test_target_never_writes_the_secret(
     )  # fmt: skip
     runs[-1].assert_clean_exit()
 
+    # A fresh ledger beside the earlier runs' files: new_ledger_ok lets it start.
     wrong = {**config, "api_key_pair": f"{PUBLIC}:{WRONG_SECRET}", "ledger_path":
-             str(plugins.path("other-ledger.sqlite"))}  # fmt: skip
+             str(plugins.path("other-ledger.sqlite")), "new_ledger_ok": True}  # fmt: skip
     runs.append(plugins.target(wrong, messages, env=env))
     runs[-1].assert_clear_failure("401")
     assert_no_leak(plugins, runs)

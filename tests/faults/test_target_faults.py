@@ -31,6 +31,8 @@ def faults(*, reset_rate: float, seed: int) -> dict[str, t.Any]:
         "retry_after": True,
         "reset_rate": reset_rate,
         "post_reset_after_commit_rate": 0.05,
+        # A gateway's 502/504 after the POST was stored: retrying it would send twice.
+        "post_error_after_commit_rate": 0.05,
         # Longer than request_timeout below: the POST goes out, the answer never arrives.
         "latency_spike_rate": 0.02,
         "latency_spike_ms": 900,
@@ -97,6 +99,25 @@ def test_target_sends_each_row_once_or_reports_it_under_faults(
     check_target_under_faults(plugins, sandbox, rows=40)
     kinds = Counter(entry["fault"] for entry in sandbox.request_log())
     assert kinds["reset"] or kinds["post_reset_after_commit"], kinds
+    assert kinds["post_error_after_commit"], kinds
+
+
+def test_a_gateway_error_after_commit_never_sends_twice_over_two_runs(
+    plugins: Plugins, chatra_sandbox_factory: Callable[..., SandboxServer]
+) -> None:
+    # The audit's case: every answer replaced by a 502/504 after the commit, max_retries 3.
+    sandbox = chatra_sandbox_factory(
+        seed=4, clients=5, messages=0, pushed_messages=0, requests_per_minute=0,
+        post_error_after_commit_rate=1.0, html_error_share=0.5, fault_seed=2,
+    )  # fmt: skip
+    config = plugins.target_config(sandbox, max_retries=3, max_unconfirmed_in_a_row=0)
+    rows = plugins.row_messages(plugins.valid_rows(sandbox.ids("clients"), 10), state_every=5)
+    for _ in range(2):
+        plugins.target(config, rows).assert_clean_exit()
+    sent = Counter(plugins.key_of_send(send) for send in sandbox.sends())
+    assert sent == Counter(range(10)), "a row stored behind a gateway error was sent again"
+    assert plugins.unconfirmed_ids() == set(range(10))
+    assert set(plugins.ledger().values()) == {"unknown"}
 
 
 @pytest.mark.soak
