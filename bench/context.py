@@ -30,6 +30,10 @@ class Sizes:
     startup_margin: float = 6.0
     inbox_senders: int = 32
     inbox_window: float = 20.0
+    # Issue 16: IDs of the simulated backfill; issue 18: IDs in state, of which new.
+    state_sim_ids: int = 100_000
+    million_ids: int = 1_000_000
+    million_new: int = 2_000
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -46,6 +50,9 @@ class Sizes:
             startup_margin=3.0,
             inbox_senders=4,
             inbox_window=1.0,
+            state_sim_ids=2_000,
+            million_ids=20_000,
+            million_new=200,
         )
 
 

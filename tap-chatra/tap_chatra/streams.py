@@ -66,6 +66,11 @@ class ClientsStream(WebhookIdsStream):
         return RefreshRun(self.stream_state, logger=self.logger)
 
     @override
+    def read_id_state(self) -> None:
+        super().read_id_state()
+        _ = self.refresh_run
+
+    @override
     def source_ids(self) -> list[str]:
         configured = super().source_ids()
         if not self.config.get("fetch_message_clients", True):

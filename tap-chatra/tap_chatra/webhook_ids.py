@@ -16,6 +16,7 @@ from functools import cached_property
 from typing_extensions import override
 
 from tap_chatra.client import ChatraStream
+from tap_chatra.id_map import MINUTE
 from tap_chatra.id_state import _child_map as child_map
 
 if t.TYPE_CHECKING:
@@ -51,7 +52,9 @@ class WebhookIds:
             fetched_at = state.fetched_at(record_id)
             if fetched_at is None or not isinstance(queued_at, int):
                 continue
-            if not refetched or fetched_at >= queued_at:
+            # Fetch times are kept to the minute: a fetch in the minute of the queueing counts
+            # as after it (the webhook streams, which queue, sync before the fetching ones).
+            if not refetched or fetched_at >= queued_at // MINUTE * MINUTE:
                 del self._queued[record_id]
 
 
