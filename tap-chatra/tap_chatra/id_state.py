@@ -9,14 +9,14 @@ The SDK's own per-partition state is a list scanned linearly for every lookup, w
     clients:
         {"fetched": {"<id>": "1700000000:AbCdEf"}, "missing": {...}, "failing": {...},
          "refresh": {"started": 1700000000, "finished": 1700000100},
-         "queued": {"<id>": 1}}
+         "named": {"<id>": 1700000050}}
 
 A client's value packs the fetch time with a 32-bit fingerprint of the version last emitted,
 which keeps even a 40-character client ID under 64 bytes of STATE. `refresh` marks the run
-that re-fetches every client, so a run resumed after a crash skips the clients that the
-interrupted run already did; `queued` holds the clients of fetched messages, which are
-refreshed every run like configured clients. `failing` holds IDs set aside after their
-retries ran out (or their answer was unusable): when, how many runs in a row, and why.
+that refreshes the clients due, so a run resumed after a crash skips the clients that the
+interrupted run already did; `named` holds the clients named since their last fetch (see
+client_refresh.py). `failing` holds IDs set aside after their retries ran out (or their
+answer was unusable): when, how many runs in a row, and why.
 
 Meltano merges a failed run's partial STATE onto the last complete one key by key, and never
 deletes a key, so an ID may appear both as fetched and as missing: the newer entry wins.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 FINGERPRINT_BYTES = 4
 #: A failing ID is tried again after 10 minutes, then 20, 40, ... up to the missing-ID wait.
@@ -89,6 +89,10 @@ class IdState:
 
     def __len__(self) -> int:
         return len(self._fetched)
+
+    def known_ids(self) -> list[str]:
+        """Every ID with an entry: fetched, missing or failing."""
+        return list(dict.fromkeys([*self._fetched, *self._missing, *self._failing]))
 
     def fetched_at(self, record_id: str) -> int | None:
         """When the ID was last fetched, or None."""
@@ -148,11 +152,10 @@ class IdState:
 
 
 class RefreshRun:
-    """The run that re-fetches every client, and the clients queued for it by message streams."""
+    """The run that refreshes the clients due: when it started, and whether it finished."""
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
         self._marks = _child_map(bookmark, "refresh", logger)
-        self._queued = _child_map(bookmark, "queued", logger)
 
     def start(self, now: float) -> int:
         """Start a refresh, or resume one that was interrupted; return when it started.
@@ -173,14 +176,6 @@ class RefreshRun:
         """Mark the refresh complete."""
         self._marks["finished"] = max(int(now), _as_time(self._marks.get("started")) or 0)
 
-    def queue(self, client_id: str) -> None:
-        """Have every clients sync from now on fetch this client (the client of a message)."""
-        self._queued.setdefault(client_id, 1)
-
-    def queued(self) -> list[str]:
-        """The clients of messages, in the order they were first queued."""
-        return list(self._queued)
-
 
 @dataclass
 class Plan:
@@ -190,7 +185,7 @@ class Plan:
     already_fetched: int = 0
     missing_not_due: int = 0
     failing_not_due: int = 0
-    done_in_this_refresh: int = 0
+    not_due: int = 0
 
 
 def plan_fetches(
@@ -199,12 +194,12 @@ def plan_fetches(
     *,
     now: int,
     missing_retry_seconds: float,
-    refresh_started: int | None,
+    is_due: Callable[[str, int], bool] | None,
 ) -> Plan:
     """Decide what to fetch: IDs never fetched, or due again.
 
-    With `refresh_started` (clients), every ID is fetched again unless the refresh that began
-    then has already done it; without it (messages), an ID once fetched is never fetched again.
+    With `is_due` (clients), an ID fetched before is fetched again when `is_due(ID, last
+    fetch time)` says so; without it (messages), an ID once fetched is never fetched again.
     A missing ID is tried again only `missing_retry_seconds` after its last 404; a failing
     one after `failing_retry_seconds`, which grows with each failed run up to that.
     """
@@ -213,13 +208,13 @@ def plan_fetches(
         fetched = state.fetched_at(record_id)
         missing = state.missing_at(record_id)
         failing = state.failing_at(record_id)
-        if refresh_started is None:
-            if fetched is not None:
+        if fetched is not None:
+            if is_due is None:
                 plan.already_fetched += 1
                 continue
-        elif max(fetched or 0, missing or 0, failing or 0) >= refresh_started:
-            plan.done_in_this_refresh += 1
-            continue
+            if not is_due(record_id, fetched):
+                plan.not_due += 1
+                continue
         if failing is not None and now - failing < failing_retry_seconds(
             state.failures(record_id), missing_retry_seconds
         ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import sys
+import time
 import typing as t
 from functools import cached_property
 
@@ -124,7 +125,7 @@ class TapChatra(ChatraPlugin, Tap):
         """
         clients = self.streams.get("clients")
         if self.config.get("fetch_message_clients", True) and isinstance(clients, ClientsStream):
-            clients.refresh_run.queue(client_id)
+            clients.named.add(client_id, int(time.time()))
 
     def check_connection(self) -> None:
         """Read the ID sources, then prove the keys with one harmless request."""

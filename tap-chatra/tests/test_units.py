@@ -129,34 +129,38 @@ def test_id_state_survives_garbage_state(caplog) -> None:
 def test_plan_for_messages_skips_fetched_and_missing_not_due() -> None:
     state = IdState({"fetched": {"A": 10}, "missing": {"B": 1000, "C": 10}}, logger=LOGGER)
     plan = plan_fetches(
-        ["A", "B", "C", "D"], state, now=2000, missing_retry_seconds=1500, refresh_started=None
+        ["A", "B", "C", "D"], state, now=2000, missing_retry_seconds=1500, is_due=None
     )
     assert plan.to_fetch == ["C", "D"]
     assert (plan.already_fetched, plan.missing_not_due) == (1, 1)
 
 
-def test_plan_for_a_resumed_client_refresh_skips_only_what_it_did() -> None:
+def test_plan_for_clients_asks_the_rule_about_fetched_ids_only() -> None:
     state = IdState(
         {"fetched": {"A": "500:x", "B": "90:y"}, "missing": {"C": 600, "D": 50}}, logger=LOGGER
     )
+    asked: list[tuple[str, int]] = []
+
+    def is_due(record_id: str, fetched_at: int) -> bool:
+        asked.append((record_id, fetched_at))
+        return fetched_at < 100
+
     plan = plan_fetches(
-        ["A", "B", "C", "D", "E"], state, now=700, missing_retry_seconds=0, refresh_started=100
+        ["A", "B", "C", "D", "E"], state, now=700, missing_retry_seconds=200, is_due=is_due
     )
+    # C answered 404 lately; D's 404 is due again; E was never fetched.
     assert plan.to_fetch == ["B", "D", "E"]
-    assert plan.done_in_this_refresh == 2
+    assert (plan.not_due, plan.missing_not_due) == (1, 1)
+    assert asked == [("A", 500), ("B", 90)]
 
 
 def test_refresh_run_starts_after_the_previous_one_and_resumes_an_interrupted_one() -> None:
     bookmark: dict = {}
     refresh = RefreshRun(bookmark, logger=LOGGER)
     assert refresh.start(1000.7) == 1000
-    refresh.queue("c1")
-    refresh.queue("c1")
-    assert refresh.queued() == ["c1"]
     assert refresh.start(1005.0) == 1000  # not finished: resumed
     refresh.finish(1000.9)
-    # The clients of messages stay queued: every later refresh fetches them too.
-    assert bookmark == {"refresh": {"started": 1000, "finished": 1000}, "queued": {"c1": 1}}
+    assert bookmark == {"refresh": {"started": 1000, "finished": 1000}}
     # A new run in the same second must not take the old refresh's clients for its own.
     assert refresh.start(1000.95) == 1001
 
