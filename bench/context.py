@@ -30,6 +30,8 @@ class Sizes:
     startup_margin: float = 6.0
     inbox_senders: int = 32
     inbox_window: float = 20.0
+    refresh_clients: int = 10_000
+    refresh_changed: int = 50
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -46,6 +48,8 @@ class Sizes:
             startup_margin=3.0,
             inbox_senders=4,
             inbox_window=1.0,
+            refresh_clients=200,
+            refresh_changed=5,
         )
 
 
