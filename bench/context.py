@@ -30,6 +30,10 @@ class Sizes:
     startup_margin: float = 6.0
     inbox_senders: int = 32
     inbox_window: float = 20.0
+    # Issue 16: IDs of the simulated backfill; issue 18: IDs in state, of which new.
+    state_sim_ids: int = 100_000
+    million_ids: int = 1_000_000
+    million_new: int = 2_000
     refresh_clients: int = 10_000
     refresh_changed: int = 50
 
@@ -48,6 +52,9 @@ class Sizes:
             startup_margin=3.0,
             inbox_senders=4,
             inbox_window=1.0,
+            state_sim_ids=2_000,
+            million_ids=20_000,
+            million_new=200,
             refresh_clients=200,
             refresh_changed=5,
         )

@@ -7,9 +7,9 @@
 
 The paced windows (items 2, 5, 6, 7, 9) run at the same time, each against its own sandbox
 process with its own keys, since pacing is a matter of waiting, not of CPU. The throughput
-items (1, 3, 4), items 8 and 10, the preview page (15) and the inbox then run one after
-another on an otherwise idle machine. Item 9 needs PostgreSQL (BENCH_POSTGRES_URL, default
-postgresql://postgres@127.0.0.1:5432/postgres).
+items (1, 3, 4), items 8 and 10, the preview page (15), the inbox and STATE volume (issues 16
+and 18) then run one after another on an otherwise idle machine. Item 9 needs PostgreSQL
+(BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ if __package__ in {None, ""}:
     # Run as a script (`python bench/run.py`): make the `bench` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import inbox_bench, pacing_bench, page_bench, refresh_bench, tap_bench, target_bench
+from bench import (
+    inbox_bench,
+    pacing_bench,
+    page_bench,
+    refresh_bench,
+    state_bench,
+    tap_bench,
+    target_bench,
+)
 from bench import report as reporting
 from bench.context import Context, Sizes
 
@@ -51,6 +59,8 @@ SEQUENTIAL: list[Bench] = [
     ("10", refresh_bench.client_refresh),
     ("15", page_bench.render),
     ("inbox", inbox_bench.throughput),
+    ("16", state_bench.volume),
+    ("18", state_bench.million),
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

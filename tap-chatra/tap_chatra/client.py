@@ -42,6 +42,7 @@ from tap_chatra.id_state import IdState, Plan, plan_fetches
 from tap_chatra.progress import Periodic, Progress, format_duration
 from tap_chatra.records import RecordShaper
 from tap_chatra.set_aside import SetAsideLog
+from tap_chatra.state_flush import FlushSchedule
 from tap_chatra.workers import Cancelled, WorkerPool, in_order
 
 if t.TYPE_CHECKING:
@@ -63,7 +64,7 @@ class ChatraStream(RESTStream[None]):
 
     #: The API resource name, e.g. ``pushedMessages``.
     resource: t.ClassVar[str]
-    #: Clients are fetched every run and emitted only when changed; messages only once.
+    #: Clients are fetched again when due and emitted only when changed; messages only once.
     refreshes_every_run: t.ClassVar[bool] = False
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
 
@@ -160,8 +161,15 @@ class ChatraStream(RESTStream[None]):
         """This stream's per-ID map, inside its STATE bookmark."""
         return IdState(self.stream_state, logger=self.logger)
 
-    def emit_state_now(self) -> None:
+    def read_id_state(self) -> None:
+        """Read this stream's per-ID state from its bookmark now rather than when first used."""
+        _ = self.id_state
+
+    def emit_state_now(self) -> int:
         """Write a STATE message now; it covers every record written so far.
+
+        Returns the size in bytes of the last STATE written (this one, or the one before if
+        nothing changed since).
 
         The one place that changes SDK behaviour through its internals. The SDK writes STATE
         only every `STATE_MSG_FREQUENCY` (10,000) records and at the end of a stream, and only
@@ -173,6 +181,7 @@ class ChatraStream(RESTStream[None]):
         """
         self.state_manager.is_flushed = False
         self._write_state_message()
+        return self._chatra.state_writer_bytes()
 
     # What to fetch; subclasses add to these.
 
@@ -182,13 +191,16 @@ class ChatraStream(RESTStream[None]):
 
     def plan(self, now: float) -> Plan:
         """Which of the source IDs to fetch in this run."""
-        return plan_fetches(
+        plan = plan_fetches(
             self.source_ids(),
             self.id_state,
             now=int(now),
             missing_retry_seconds=self._chatra.missing_retry_seconds,
             is_due=None,
         )
+        # Those the ID sources already left out as fetched (TapChatra.id_lists).
+        plan.already_fetched += self._chatra.id_lists.left_out[self.name]
+        return plan
 
     def stamp(self) -> int:
         """The time to record for a fetch or a 404 now, in whole epoch seconds."""
@@ -277,8 +289,10 @@ class ChatraStream(RESTStream[None]):
         progress = Progress(
             self.name, len(plan.to_fetch), self.logger, interval=self._chatra.progress_interval
         )
-        flush_seconds = float(self.config.get("state_flush_seconds", 10))
-        periodic: Periodic[Body] = Periodic(progress, self.emit_state_now, flush_seconds)
+        schedule = FlushSchedule.from_config(self.config)
+        periodic: Periodic[Body] = Periodic(
+            progress, self.emit_state_now, schedule, state_bytes=self._chatra.state_writer_bytes()
+        )
         counts: Counter[str] = Counter()
         self._set_aside = SetAsideLog(self.name)
         with (

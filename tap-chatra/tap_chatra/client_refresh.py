@@ -9,11 +9,12 @@ every known client is fetched on every run.
 Known clients are the configured ones, the named ones and every client in the stream's
 per-ID state: a client stays known (and refreshed) until a full refresh forgets the state.
 
-The names wait in the clients bookmark under `named` (ID -> when it was last named, epoch
-seconds) until the client is fetched, so a client named by a run that did not sync clients
-is fetched by the next one that does. A fetch takes the ID out of `named` at once; the time
-is there for Meltano's merge of a killed run's partial STATE, which can bring back a name
-that the fetch after it had already covered.
+The names wait in the clients bookmark under `named` (grouped by the minute they were last
+named, like the other per-ID maps) until the client is fetched, so a client named by a run
+that did not sync clients is fetched by the next one that does. A fetch takes the ID out of
+`named` at once; the time is there for Meltano's merge of a killed run's partial STATE, which
+can bring back a name that the fetch after it had already covered. Times are kept to the
+minute, so a name in the minute of the last fetch counts as newer: at worst one request more.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from tap_chatra.id_state import _as_time, _child_map
+from tap_chatra.id_map import MINUTE
+from tap_chatra.id_state import _id_map, _plain
 
 if t.TYPE_CHECKING:
     import logging
@@ -33,28 +35,31 @@ class NamedClients:
     """Clients named by webhook events or messages since their last fetch."""
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
-        self._named = _child_map(bookmark, "named", logger)
-        # The earlier layout queued message clients for good under `queued`; they are
-        # known from state now, and one never fetched must still be fetched once.
-        legacy = bookmark.pop("queued", None)
-        if isinstance(legacy, dict):
+        self._named = _id_map(bookmark, "named", logger)
+        # The earlier layout queued message clients for good under `queued` (a list, or an
+        # object of IDs); they are known from state now, and one never fetched is still
+        # fetched once, as if named long ago.
+        legacy = _plain(bookmark.pop("queued", None))
+        if isinstance(legacy, dict | list):
             for client_id in legacy:
-                self._named.setdefault(client_id, 0)
+                if isinstance(client_id, str) and client_id not in self._named:
+                    self._named.put(client_id, 0)
 
     def add(self, client_id: str, now: int) -> None:
         """Note that something named this client now."""
-        self._named[client_id] = now
+        self._named.put(client_id, now // MINUTE)
 
     def named_at(self, client_id: str) -> int | None:
-        """When the client was last named and not fetched since, or None."""
-        return _as_time(self._named.get(client_id))
+        """When the client was last named (the start of that minute), or None."""
+        minute = self._named.minute(client_id)
+        return None if minute is None else minute * MINUTE
 
     def fetched(self, client_id: str) -> None:
         """The client was fetched: it is no longer named."""
-        self._named.pop(client_id, None)
+        self._named.remove(client_id)
 
     def ids(self) -> list[str]:
-        """The named clients, in the order they were first named."""
+        """The named clients."""
         return list(self._named)
 
 

@@ -8,9 +8,9 @@ ID is reported with its file and line and skipped.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import typing as t
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from chatra_client import id_problem
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 STREAMS = ("messages", "pushed_messages", "clients")
 
@@ -65,48 +65,66 @@ class _Problems:
 
 @dataclass
 class IdLists:
-    """The IDs to fetch per stream, each list in first-seen order without duplicates."""
+    """The IDs to fetch per stream, each list in first-seen order without duplicates.
+
+    `done` tells, per stream, which IDs are done for good (a message once fetched): those are
+    counted in `left_out` and not kept, so a million IDs already in state cost no memory here.
+    An ID listed twice is counted twice.
+    """
 
     ids: dict[str, dict[str, None]] = field(
         default_factory=lambda: {name: {} for name in STREAMS},
     )
+    done: Mapping[str, Callable[[str], bool]] = field(default_factory=dict)
+    left_out: Counter[str] = field(default_factory=Counter)
 
     def add(self, stream: str, record_ids: Iterable[str]) -> None:
         """Append IDs to a stream's list, keeping only the first of any duplicates."""
         target = self.ids[stream]
+        done = self.done.get(stream)
         for record_id in record_ids:
-            target.setdefault(record_id, None)
+            if done is not None and done(record_id):
+                self.left_out[stream] += 1
+            else:
+                target.setdefault(record_id, None)
 
     def for_stream(self, stream: str) -> list[str]:
         """The IDs for one stream, in order."""
         return list(self.ids[stream])
 
 
-def _read_text(path: Path, setting: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        msg = f"{setting}: cannot read {path}: it is not UTF-8 text."
-        raise IdSourceError(msg) from None
-    except OSError as error:
-        msg = f"{setting}: cannot read {path}: {error.strerror or type(error).__name__}."
-        raise IdSourceError(msg) from None
+def _unreadable(path: Path, setting: str, error: Exception) -> IdSourceError:
+    if isinstance(error, UnicodeDecodeError):
+        return IdSourceError(f"{setting}: cannot read {path}: it is not UTF-8 text.")
+    reason = getattr(error, "strerror", None) or type(error).__name__
+    return IdSourceError(f"{setting}: cannot read {path}: {reason}.")
 
 
-def _numbered_lines(text: str) -> Iterator[tuple[int, str]]:
-    r"""Lines split on `\n` only (a `\r` before it is dropped), numbered from 1.
+def _numbered_lines(path: Path, setting: str) -> Iterator[tuple[int, str]]:
+    r"""The file's lines, split on `\n` only (a `\r` before it is dropped), numbered from 1.
 
+    Read one at a time: a file of a million IDs is never held whole, nor split into a list.
     Not `str.splitlines`, which also splits on U+2028, U+2029 and U+0085: JSON allows those
     unescaped inside a string, so a webhook text holding one would be cut in two.
+
+    Raises:
+        IdSourceError: If the file cannot be read or is not UTF-8.
     """
-    for number, line in enumerate(text.split("\n"), start=1):
-        yield number, line.removesuffix("\r")
+    try:
+        with path.open("rb") as file:  # binary lines end at b"\n" and nowhere else
+            for number, raw in enumerate(file, start=1):
+                line = raw.decode("utf-8")
+                if number == 1:
+                    line = line.removeprefix("\ufeff")
+                yield number, line.removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as error:
+        raise _unreadable(path, setting, error) from None
 
 
-def _ids_from_text(text: str, problems: _Problems) -> Iterator[str]:
+def _ids_from_text(lines: Iterable[tuple[int, str]], problems: _Problems) -> Iterator[str]:
     # One ID per line. Surrounding whitespace is invisible in a text file, so it is dropped,
     # and blank lines are allowed by the format, so they are skipped without a report.
-    for number, line in _numbered_lines(text):
+    for number, line in lines:
         value = line.strip()
         if not value or value.startswith("#"):
             continue
@@ -117,25 +135,31 @@ def _ids_from_text(text: str, problems: _Problems) -> Iterator[str]:
         yield value
 
 
-def _ids_from_csv(text: str, problems: _Problems, setting: str, path: Path) -> Iterator[str]:
+def _ids_from_csv(path: Path, problems: _Problems, setting: str) -> Iterator[str]:
     # The csv module splits rows itself (on \r and \n only, and never inside quotes).
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if reader.fieldnames is None:
-        return
-    if "id" not in reader.fieldnames:
-        msg = f"{setting}: {path} has no 'id' column in its header line."
-        raise IdSourceError(msg)
-    for row in reader:
-        value = row.get("id")
-        reason = id_problem(value) if value is not None else "no 'id' value"
-        if reason:
-            problems.report(reader.line_num, reason)
-            continue
-        yield t.cast("str", value)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            reader = csv.DictReader(file)
+            if reader.fieldnames is None:
+                return
+            if "id" not in reader.fieldnames:
+                msg = f"{setting}: {path} has no 'id' column in its header line."
+                raise IdSourceError(msg)
+            for row in reader:
+                value = row.get("id")
+                reason = id_problem(value) if value is not None else "no 'id' value"
+                if reason:
+                    problems.report(reader.line_num, reason)
+                    continue
+                yield t.cast("str", value)
+    except (OSError, UnicodeDecodeError) as error:
+        raise _unreadable(path, setting, error) from None
 
 
-def _json_lines(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str, t.Any]]]:
-    for number, line in _numbered_lines(text):
+def _json_lines(
+    lines: Iterable[tuple[int, str]], problems: _Problems
+) -> Iterator[tuple[int, dict[str, t.Any]]]:
+    for number, line in lines:
         if not line.strip():
             continue
         try:
@@ -149,8 +173,8 @@ def _json_lines(text: str, problems: _Problems) -> Iterator[tuple[int, dict[str,
         yield number, value
 
 
-def _ids_from_jsonl(text: str, problems: _Problems) -> Iterator[str]:
-    for number, row in _json_lines(text, problems):
+def _ids_from_jsonl(lines: Iterable[tuple[int, str]], problems: _Problems) -> Iterator[str]:
+    for number, row in _json_lines(lines, problems):
         if "id" not in row:
             problems.report(number, "no 'id' key")
             continue
@@ -162,23 +186,26 @@ def _ids_from_jsonl(text: str, problems: _Problems) -> Iterator[str]:
         yield str(value)
 
 
-def read_id_file(path: Path, *, setting: str, logger: logging.Logger) -> list[str]:
-    """Read IDs from a `.csv` (`id` column), `.jsonl` (`id` key) or plain text file.
+def iter_id_file(path: Path, *, setting: str, logger: logging.Logger) -> Iterator[str]:
+    """The IDs of a `.csv` (`id` column), `.jsonl` (`id` key) or plain text file, as read.
 
     Raises:
         IdSourceError: If the file cannot be read or a CSV has no `id` column.
     """
-    text = _read_text(path, setting)
     problems = _Problems(f"{setting} {path}", logger)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        ids = list(_ids_from_csv(text, problems, setting, path))
+        yield from _ids_from_csv(path, problems, setting)
     elif suffix in {".jsonl", ".ndjson"}:
-        ids = list(_ids_from_jsonl(text, problems))
+        yield from _ids_from_jsonl(_numbered_lines(path, setting), problems)
     else:
-        ids = list(_ids_from_text(text, problems))
+        yield from _ids_from_text(_numbered_lines(path, setting), problems)
     problems.close()
-    return ids
+
+
+def read_id_file(path: Path, *, setting: str, logger: logging.Logger) -> list[str]:
+    """Every ID of an ID file, as a list (see `iter_id_file`)."""
+    return list(iter_id_file(path, setting=setting, logger=logger))
 
 
 def read_webhook_events(path: Path, *, logger: logging.Logger) -> IdLists:
@@ -191,10 +218,9 @@ def read_webhook_events(path: Path, *, logger: logging.Logger) -> IdLists:
     Raises:
         IdSourceError: If the file cannot be read.
     """
-    text = _read_text(path, WEBHOOK_SETTING)
     problems = _Problems(f"{WEBHOOK_SETTING} {path}", logger)
     found = IdLists()
-    for number, event in _json_lines(text, problems):
+    for number, event in _json_lines(_numbered_lines(path, WEBHOOK_SETTING), problems):
         client = event.get("client")
         if isinstance(client, dict) and "id" in client:
             reason = id_problem(client["id"])
@@ -229,19 +255,25 @@ def _ids_from_setting(values: object, setting: str, logger: logging.Logger) -> l
     return ids
 
 
-def collect_ids(config: Mapping[str, t.Any], logger: logging.Logger) -> IdLists:
+def collect_ids(
+    config: Mapping[str, t.Any],
+    logger: logging.Logger,
+    done: Mapping[str, Callable[[str], bool]] | None = None,
+) -> IdLists:
     """Read every configured ID source, in order: inline lists, ID files, webhook events.
+
+    IDs that `done` says are done for good are only counted (IdLists.left_out).
 
     Raises:
         IdSourceError: If any configured file cannot be used; nothing has been fetched yet.
     """
-    lists = IdLists()
+    lists = IdLists(done=done or {})
     for stream in STREAMS:
         setting = LIST_SETTINGS[stream]
         lists.add(stream, _ids_from_setting(config.get(setting), setting, logger))
         if file_name := config.get(FILE_SETTINGS[stream]):
             path = Path(file_name).expanduser()
-            lists.add(stream, read_id_file(path, setting=FILE_SETTINGS[stream], logger=logger))
+            lists.add(stream, iter_id_file(path, setting=FILE_SETTINGS[stream], logger=logger))
     if webhook_file := config.get(WEBHOOK_SETTING):
         events = read_webhook_events(Path(webhook_file).expanduser(), logger=logger)
         for stream in STREAMS:

@@ -1,25 +1,33 @@
 """Per-ID state inside each stream's STATE bookmark: maps keyed by ID, so every lookup is O(1).
 
 The SDK's own per-partition state is a list scanned linearly for every lookup, which makes a
-100k-ID backfill quadratic; these maps do not. Layout of one bookmark (times in epoch seconds):
+100k-ID backfill quadratic; these maps do not. Layout of one bookmark (see id_map.py):
 
     messages, pushed_messages:
-        {"fetched": {"<id>": 1700000000}, "missing": {"<id>": 1700000000},
-         "failing": {"<id>": "1700000000:2:HTTP 503"}}
+        {"fetched": {"2026-11-30T02:45": ["<id>", ...]}, "missing": {"<minute>": ["<id>"]},
+         "failing": {"<minute>": {"<id>": "2:HTTP 503"}}}
     clients:
-        {"fetched": {"<id>": "1700000000:AbCdEf"}, "missing": {...}, "failing": {...},
+        {"fetched": {"2026-11-30T02:45": {"<id>": "AbCdEf"}}, "missing": {...}, "failing": {...},
          "refresh": {"started": 1700000000, "finished": 1700000100},
-         "named": {"<id>": 1700000050}}
+         "named": {"<minute>": ["<id>", ...]}}
 
-A client's value packs the fetch time with a 32-bit fingerprint of the version last emitted,
-which keeps even a 40-character client ID under 64 bytes of STATE. `refresh` marks the run
-that refreshes the clients due, so a run resumed after a crash skips the clients that the
-interrupted run already did; `named` holds the clients named since their last fetch (see
-client_refresh.py). `failing` holds IDs set aside after their retries ran out (or their
-answer was unusable): when, how many runs in a row, and why.
+IDs are grouped by the UTC minute of their fetch (or 404, or failure); a client carries a
+32-bit fingerprint of the version last emitted. `refresh` (epoch seconds) marks the run that
+refreshes the clients due, so a run resumed after a crash skips the clients that the
+interrupted run already did; `named` holds the clients named by a message or a webhook event
+since their last fetch, by the minute they were named (see client_refresh.py). `failing`
+holds IDs set aside after their retries ran out (or their answer was unusable): when, and in
+the fingerprint's place how many runs in a row and why; it appears only once an ID fails. The
+earlier layout, with one entry per ID (`{"<id>": 1700000000}`, a client's
+`"1700000000:AbCdEf"`, a failing ID's `"1700000000:2:HTTP 503"`), is still read, and written
+back in this one; so is the earlier `queued` list of message clients (see client_refresh.py).
+
+The maps in a bookmark are replaced by objects of id_map.py, never changed in place, so a state
+given to the tap (by an in-process caller, or a test) stays as it was given.
 
 Meltano merges a failed run's partial STATE onto the last complete one key by key, and never
-deletes a key, so an ID may appear both as fetched and as missing: the newer entry wins.
+deletes a key, so an ID may appear twice, or both as fetched and as missing: the newer entry
+wins, and a 404 wins over a fetch in the same minute.
 """
 
 from __future__ import annotations
@@ -27,9 +35,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import typing as t
 from dataclasses import dataclass
+
+import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes STATE with it
+
+from tap_chatra.id_map import MINUTE, IdMap, epoch_seconds
 
 if t.TYPE_CHECKING:
     import logging
@@ -48,27 +59,18 @@ def fingerprint(body: Mapping[str, t.Any]) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _child_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> dict[str, t.Any]:
-    value = bookmark.get(key)
-    if value is None:
-        value = bookmark[key] = {}
-    elif not isinstance(value, dict):
-        logger.warning("STATE key '%s' is not an object; starting it afresh.", key)
-        value = bookmark[key] = {}
+def _plain(value: object) -> object:
+    # A bookmark taken from another tap's live state (in-process use) holds encoded maps.
+    if isinstance(value, simplejson.RawJSON):
+        return json.loads(value.encoded_json)
     return value
 
 
-def _as_time(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        head = value.partition(":")[0]
-        return int(head) if head.isascii() and head.isdigit() else None
-    return None
+def _id_map(bookmark: dict[str, t.Any], key: str, logger: logging.Logger) -> IdMap:
+    value = bookmark.get(key)
+    if not isinstance(value, IdMap):
+        value = bookmark[key] = IdMap.load(_plain(value), name=key, logger=logger)
+    return value
 
 
 def failing_retry_seconds(failures: int, cap: float) -> float:
@@ -78,14 +80,23 @@ def failing_retry_seconds(failures: int, cap: float) -> float:
 
 
 class IdState:
-    """When each ID was fetched (with a fingerprint, for clients) or found missing."""
+    """When each ID was fetched (with a fingerprint, for clients) or found missing.
+
+    Times go in and come out as epoch seconds, and are kept to the minute (rounded down).
+    """
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
-        self._fetched = _child_map(bookmark, "fetched", logger)
-        self._missing = _child_map(bookmark, "missing", logger)
+        self._fetched = _id_map(bookmark, "fetched", logger)
+        self._missing = _id_map(bookmark, "missing", logger)
         # Added to the bookmark only once an ID fails, so most STATE never carries it.
         self._bookmark = bookmark
-        self._failing = _child_map(bookmark, "failing", logger) if "failing" in bookmark else {}
+        self._failing = _id_map(bookmark, "failing", logger) if "failing" in bookmark else IdMap()
+        # A 404 or failure older than the ID's last fetch says nothing any more (Meltano's
+        # merge of a partial STATE brings such entries back).
+        for record_id in [i for i in self._failing if self.failing_at(i) is None]:
+            self._failing.remove(record_id)
+        for record_id in [i for i in self._missing if self.missing_at(i) is None]:
+            self._missing.remove(record_id)
 
     def __len__(self) -> int:
         return len(self._fetched)
@@ -95,86 +106,92 @@ class IdState:
         return list(dict.fromkeys([*self._fetched, *self._missing, *self._failing]))
 
     def fetched_at(self, record_id: str) -> int | None:
-        """When the ID was last fetched, or None."""
-        return _as_time(self._fetched.get(record_id))
+        """When the ID was last fetched (the start of that minute), or None."""
+        minute = self._fetched.minute(record_id)
+        return None if minute is None else minute * MINUTE
+
+    def is_fetched(self, record_id: str) -> bool:
+        """Whether the ID was ever fetched."""
+        return record_id in self._fetched
 
     def fingerprint(self, record_id: str) -> str | None:
         """Fingerprint of the version last emitted, or None."""
-        value = self._fetched.get(record_id)
-        if isinstance(value, str) and ":" in value:
-            return value.partition(":")[2]
-        return None
+        return self._fetched.fingerprint(record_id)
 
     def missing_at(self, record_id: str) -> int | None:
-        """When the ID last answered 404, unless it was fetched since."""
-        missing = _as_time(self._missing.get(record_id))
+        """When the ID last answered 404, unless it was fetched in a later minute."""
+        missing = self._missing.minute(record_id)
         if missing is None:
             return None
-        fetched = self.fetched_at(record_id)
-        return missing if fetched is None or missing > fetched else None
+        fetched = self._fetched.minute(record_id)
+        return missing * MINUTE if fetched is None or missing >= fetched else None
 
     def failing_at(self, record_id: str) -> int | None:
-        """When the ID was last set aside as failing, unless it was fetched or missing since."""
-        failed = _as_time(self._failing.get(record_id))
+        """When the ID was last set aside, unless it was fetched or missing in a later minute."""
+        failed = self._failing.minute(record_id)
         if failed is None:
             return None
-        since = max(self.fetched_at(record_id) or -1, _as_time(self._missing.get(record_id)) or -1)
-        return failed if failed > since else None
+        since = max(self._fetched.minute(record_id) or -1, self._missing.minute(record_id) or -1)
+        return failed * MINUTE if failed >= since else None
 
     def failures(self, record_id: str) -> int:
         """How many runs in a row set the ID aside (0 when it is not failing)."""
         if self.failing_at(record_id) is None:
             return 0
-        count = str(self._failing[record_id]).split(":", 2)[1:2]
-        return int(count[0]) if count and count[0].isascii() and count[0].isdigit() else 1
+        count = (self._failing.fingerprint(record_id) or "").partition(":")[0]
+        return int(count) if count.isascii() and count.isdigit() else 1
 
     def mark_fetched(self, record_id: str, now: int, fingerprint: str | None = None) -> None:
         """Record a successful fetch; a fingerprint is stored with clients."""
-        self._fetched[record_id] = now if fingerprint is None else f"{now}:{fingerprint}"
-        self._missing.pop(record_id, None)
-        self._failing.pop(record_id, None)
+        self._fetched.put(record_id, now // MINUTE, fingerprint)
+        self._missing.remove(record_id)
+        self._failing.remove(record_id)
 
     def mark_missing(self, record_id: str, now: int) -> None:
         """Record a 404. A client's last fingerprint is kept, so an unchanged return is quiet."""
-        self._missing[record_id] = now
-        self._failing.pop(record_id, None)
+        self._missing.put(record_id, now // MINUTE)
+        self._failing.remove(record_id)
 
     def mark_failing(self, record_id: str, now: int, reason: str) -> int:
         """Set the ID aside after its retries ran out; return how many runs in a row failed."""
         failures = self.failures(record_id) + 1
-        self._failing[record_id] = f"{now}:{failures}:{reason[:_MAX_REASON]}"
+        self._failing.put(record_id, now // MINUTE, f"{failures}:{reason[:_MAX_REASON]}")
         self._bookmark["failing"] = self._failing
         return failures
 
     def clear_failing(self, record_id: str) -> None:
         """Forget that the ID is failing (a systemic failure was not its fault)."""
-        self._failing.pop(record_id, None)
+        self._failing.remove(record_id)
 
 
 class RefreshRun:
     """The run that refreshes the clients due: when it started, and whether it finished."""
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
-        self._marks = _child_map(bookmark, "refresh", logger)
+        marks = _plain(bookmark.get("refresh"))
+        if marks is not None and not isinstance(marks, dict):
+            logger.warning("STATE key 'refresh' is not an object; starting it afresh.")
+        self._marks = bookmark["refresh"] = dict(marks) if isinstance(marks, dict) else {}
 
     def start(self, now: float) -> int:
         """Start a refresh, or resume one that was interrupted; return when it started.
 
-        Fetch times are whole seconds, so a new refresh starts after the second in which the
-        previous one finished: nothing an earlier refresh did is ever taken for done. (Only
-        when two runs start within one second does that lie a moment ahead; clients fetched
-        meanwhile are stamped with the start.)
+        Fetch times are kept to the minute, so a new refresh starts at a whole minute after
+        the minute in which the previous one finished: nothing an earlier refresh did is ever
+        taken for done. (Only when two runs start within one minute does that lie a moment
+        ahead; clients fetched meanwhile are stamped with the start.)
         """
-        started = _as_time(self._marks.get("started"))
-        finished = _as_time(self._marks.get("finished"))
+        started = epoch_seconds(self._marks.get("started"))
+        finished = epoch_seconds(self._marks.get("finished"))
         if started is not None and (finished is None or finished < started):
             return started
-        self._marks["started"] = started = max(int(now), (finished or 0) + 1)
+        after_previous = 0 if finished is None else finished // MINUTE + 1
+        self._marks["started"] = started = max(int(now) // MINUTE, after_previous) * MINUTE
         return started
 
     def finish(self, now: float) -> None:
         """Mark the refresh complete."""
-        self._marks["finished"] = max(int(now), _as_time(self._marks.get("started")) or 0)
+        self._marks["finished"] = max(int(now), epoch_seconds(self._marks.get("started")) or 0)
 
 
 @dataclass

@@ -10,6 +10,8 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable
     from concurrent.futures import Future
 
+    from tap_chatra.state_flush import FlushSchedule
+
 R = t.TypeVar("R")
 
 
@@ -74,25 +76,37 @@ class Progress:
 
 
 class Periodic(t.Generic[R]):
-    """STATE every `flush_seconds` and a progress line now and then, even while waiting."""
+    """STATE as the schedule says and a progress line now and then, even while waiting.
 
-    def __init__(self, progress: Progress, flush: Callable[[], None], flush_seconds: float) -> None:
+    `flush` writes a STATE and returns its size in bytes, from which the schedule sets the
+    time of the next one; the first one is timed by `state_bytes`, the last STATE's size.
+    """
+
+    def __init__(
+        self,
+        progress: Progress,
+        flush: Callable[[], int],
+        schedule: FlushSchedule,
+        *,
+        state_bytes: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._progress = progress
         self._flush = flush
-        self._flush_seconds = flush_seconds
-        self._next_flush = time.monotonic() + flush_seconds
+        self._schedule = schedule
+        self._clock = clock
+        self._next_flush = clock() + schedule.interval(state_bytes)
 
     def due_in(self) -> float:
         """Seconds until a STATE or a progress line is due."""
-        until_flush = max(0.0, self._next_flush - time.monotonic())
+        until_flush = max(0.0, self._next_flush - self._clock())
         return min(until_flush, self._progress.seconds_until_due())
 
     def run_due(self) -> None:
         """Write STATE and log progress if either is due."""
-        now = time.monotonic()
-        if now >= self._next_flush:
-            self._next_flush = now + self._flush_seconds
-            self._flush()
+        if self._clock() >= self._next_flush:
+            size = self._flush()
+            self._next_flush = self._clock() + self._schedule.interval(size)
         self._progress.maybe_log()
 
     def wait(self, future: Future[R]) -> R:

@@ -102,10 +102,38 @@ TAP_SETTINGS = th.PropertiesList(
         th.NumberType,
         default=10,
         exclusiveMinimum=0,
-        title="STATE interval (seconds)",
+        title="Shortest STATE interval (seconds)",
         description=(
-            "A STATE message is emitted at least this often, and at the end of each stream; "
-            "a killed run resumes from the last one."
+            "STATE messages are at least this far apart while a stream runs (and one follows "
+            "the end of each stream); a killed run resumes from the last one. As the STATE "
+            "grows the interval grows too, see state_bytes_per_hour."
+        ),
+    ),
+    th.Property(
+        "state_bytes_per_hour",
+        th.IntegerType,
+        default=5_000_000,
+        minimum=0,
+        title="STATE bytes per hour",
+        description=(
+            "Meltano stores every STATE message whole, and each holds every ID's entry (about "
+            "20 bytes an ID). The interval between them grows with their size so that about "
+            "this many bytes are written an hour, from state_flush_seconds up to "
+            "state_max_flush_seconds, which wins: more bytes an hour mean less work lost to a "
+            "kill, fewer mean less written to the state backend. 0 keeps state_flush_seconds."
+        ),
+        examples=[5_000_000, 50_000_000],
+    ),
+    th.Property(
+        "state_max_flush_seconds",
+        th.NumberType,
+        default=300,
+        exclusiveMinimum=0,
+        title="Longest STATE interval (seconds)",
+        description=(
+            "STATE messages are never further apart than this while a stream runs, whatever "
+            "their size: a killed run fetches again at most this much work. Longer writes "
+            "fewer bytes on a large backfill."
         ),
     ),
     th.Property(

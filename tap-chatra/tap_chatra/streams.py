@@ -72,6 +72,11 @@ class ClientsStream(ChatraStream):
         return NamedClients(self.stream_state, logger=self.logger)
 
     @override
+    def read_id_state(self) -> None:
+        super().read_id_state()
+        _ = self.refresh_run, self.named
+
+    @override
     def source_ids(self) -> list[str]:
         return known_clients(super().source_ids(), self.named, self.id_state)
 

@@ -85,6 +85,8 @@ class Kit:
             "api_url": server.api_url,
             "requests_per_minute": 0,
             "state_flush_seconds": 0.2,
+            # Every state_flush_seconds: the byte budget would space small STATEs out to ~1 s.
+            "state_bytes_per_hour": 0,
             "max_retries": 3,
             **settings,
         }

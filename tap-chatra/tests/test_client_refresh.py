@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
+import pytest
+from singer_sdk.singerlib.json import serialize_json
+
 from tap_chatra.client_refresh import NamedClients, RefreshRule, known_clients
+from tap_chatra.id_map import minute_key
 from tap_chatra.id_state import IdState, RefreshRun, plan_fetches
 
 LOGGER = logging.getLogger("tap-chatra.client-refresh")
@@ -54,7 +59,7 @@ def test_naming_is_kept_until_the_fetch_and_new_names_are_tracked() -> None:
     assert named.ids() == ["a", "b"]
     assert named.named_at("a") == NOW
     named.fetched("a")
-    assert bookmark == {"named": {"b": NOW - 30}}
+    assert json.loads(serialize_json(bookmark)) == {"named": {minute_key(NOW // 60 - 1): ["b"]}}
 
 
 def test_a_client_older_than_client_refresh_hours_is_fetched() -> None:
@@ -94,10 +99,29 @@ def test_a_resumed_refresh_skips_what_the_interrupted_run_did() -> None:
     assert _plan(bookmark, ["done", "todo", "fresh"], hours=24) == ["done", "todo"]
 
 
-def test_clients_queued_by_the_earlier_layout_are_fetched_once_then_refreshed_by_age() -> None:
-    bookmark = {"fetched": {"seen": f"{NOW - HOUR}:fp"}, "queued": {"seen": 1, "unseen": 1}}
+@pytest.mark.parametrize("queued", [{"seen": 1, "unseen": 1}, ["seen", "unseen"]])
+def test_clients_queued_by_an_earlier_layout_are_fetched_once_then_refreshed_by_age(
+    queued: object,
+) -> None:
+    bookmark = {"fetched": {"seen": f"{NOW - HOUR}:fp"}, "queued": queued}
     assert _plan(bookmark, [], hours=24) == ["unseen"]
     assert "queued" not in bookmark
+
+
+def test_state_stays_under_64_bytes_a_client() -> None:
+    # Chatra's own example clientId is 40 characters; a site may pass any string.
+    ids = [f"{n:040d}" for n in range(1000)]
+    bookmark: dict = {}
+    state = IdState(bookmark, logger=LOGGER)
+    named = NamedClients(bookmark, logger=LOGGER)
+    RefreshRun(bookmark, logger=LOGGER).start(NOW)
+    for client_id in ids:
+        state.mark_fetched(client_id, NOW, "AbCdEf")
+    # A few named since, waiting for the next run: 5% of them.
+    for client_id in ids[:50]:
+        named.add(client_id, NOW + 60)
+    size = len(serialize_json(bookmark))
+    assert size / len(ids) < 64
 
 
 def test_a_run_fetches_only_the_clients_that_messages_named(chatra_sandbox, kit, caplog) -> None:

@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from tap_chatra.errors import SystemicFailureError
+from tap_chatra.id_map import read_ids
 
 
 def _records_in(stdout: str, stream: str) -> list[str]:
@@ -44,7 +45,7 @@ def test_404_is_one_warning_recorded_and_counted_and_the_run_goes_on(
         "messages: ID 'NoSuchMessage0042' not found (HTTP 404); recorded as missing."
     ]
     assert "messages: done: 2 records emitted, 1 not found." in caplog.messages
-    assert "NoSuchMessage0042" in output.last_state["bookmarks"]["messages"]["missing"]
+    assert "NoSuchMessage0042" in read_ids(output.last_state["bookmarks"]["messages"]["missing"])
 
 
 def test_401_stops_at_once_with_one_line_and_no_traceback(chatra_sandbox, kit) -> None:
@@ -141,9 +142,9 @@ def test_an_id_that_keeps_failing_is_set_aside_and_the_run_goes_on(
     assert "Traceback" not in first.stderr
     assert _records_in(first.stdout, "messages") == [i for i in ids if i != bad]
     bookmark = _last_state(first.stdout)["bookmarks"]["messages"]
-    assert sorted(bookmark["fetched"]) == sorted(i for i in ids if i != bad)
-    when, failures, reason = bookmark["failing"][bad].split(":", 2)
-    assert (failures, reason) == ("1", "HTTP 503")
+    assert sorted(read_ids(bookmark["fetched"])) == sorted(i for i in ids if i != bad)
+    when, failures = read_ids(bookmark["failing"])[bad]
+    assert failures == "1:HTTP 503"
     assert "messages: set aside 1 failing ID, retried on later runs" in first.stderr
     assert f"'{bad}' (HTTP 503)" in first.stderr
     assert "1 set aside" in first.stderr
@@ -157,27 +158,29 @@ def test_an_id_that_keeps_failing_is_set_aside_and_the_run_goes_on(
     assert kit.gets(server, "messages") == []
     assert "1 set aside as failing and not yet due for a retry" in second.stderr
 
+    # Times moved back in the earlier layout, which is read too.
     state = _last_state(first.stdout)
-    state["bookmarks"]["messages"]["failing"][bad] = f"{int(when) - 601}:1:HTTP 503"
+    state["bookmarks"]["messages"]["failing"] = {bad: f"{when - 601}:1:HTTP 503"}
     third = kit.cli(config=config, state=state)
     assert third.returncode == 0
     assert kit.gets(server, "messages") == [bad, bad]
-    assert _last_state(third.stdout)["bookmarks"]["messages"]["failing"][bad].split(":")[1] == "2"
+    failing = _last_state(third.stdout)["bookmarks"]["messages"]["failing"]
+    assert read_ids(failing)[bad][1] == "2:HTTP 503"
 
     # Twice failed: not due after 11 minutes, due after 21; then it answers and is emitted.
     state = _last_state(third.stdout)
-    when = int(state["bookmarks"]["messages"]["failing"][bad].split(":")[0])
-    state["bookmarks"]["messages"]["failing"][bad] = f"{when - 660}:2:HTTP 503"
+    when = read_ids(failing)[bad][0]
+    state["bookmarks"]["messages"]["failing"] = {bad: f"{when - 660}:2:HTTP 503"}
     server.reset_log()
     assert kit.cli(config=config, state=state).returncode == 0
     assert kit.gets(server, "messages") == []
-    state["bookmarks"]["messages"]["failing"][bad] = f"{when - 1260}:2:HTTP 503"
+    state["bookmarks"]["messages"]["failing"] = {bad: f"{when - 1260}:2:HTTP 503"}
     fourth = kit.cli(config=config, state=state)
     assert fourth.returncode == 0
     assert _records_in(fourth.stdout, "messages") == [bad]
     final = _last_state(fourth.stdout)["bookmarks"]["messages"]
-    assert bad in final["fetched"]
-    assert bad not in final["failing"]
+    assert bad in read_ids(final["fetched"])
+    assert bad not in read_ids(final["failing"])
 
 
 def test_most_ids_failing_stops_the_run_as_systemic_after_saving_state(chatra_sandbox, kit) -> None:
@@ -193,9 +196,9 @@ def test_most_ids_failing_stops_the_run_as_systemic_after_saving_state(chatra_sa
     assert "server error (HTTP 503)" in message
     assert output.ids("messages") == ids[:1]
     bookmark = output.last_state["bookmarks"]["messages"]
-    assert bookmark["fetched"].keys() == {ids[0]}
+    assert read_ids(bookmark["fetched"]).keys() == {ids[0]}
     # Not the IDs' fault: none is held back from the next run.
-    assert bookmark.get("failing", {}) == {}
+    assert read_ids(bookmark.get("failing")) == {}
     # It stopped there: only the fetches already queued (two ahead) went out after.
     requested = kit.gets(chatra_sandbox, "messages")
     assert set(ids[:6]) <= set(requested)
@@ -208,7 +211,7 @@ def test_a_single_id_failing_alone_is_a_systemic_failure_at_the_end(chatra_sandb
     config = kit.config(chatra_sandbox, message_ids=ids, max_retries=0)
     output = kit.run(config, expect_error=True)
     assert isinstance(output.error, SystemicFailureError)
-    assert output.last_state["bookmarks"]["messages"].get("failing", {}) == {}
+    assert read_ids(output.last_state["bookmarks"]["messages"].get("failing")) == {}
     chatra_sandbox.configure(fail_ids={})
     again = kit.run(config, state=output.last_state)
     assert again.ids("messages") == ids
@@ -246,7 +249,8 @@ def test_traversal_attempts_stay_one_client_id_each(chatra_sandbox, kit, caplog)
     assert {entry["resource"] for entry in log} == {"clients"}
     assert sorted(entry["record_id"] for entry in log) == sorted(TRAVERSALS)
     assert all(entry["status"] == 404 for entry in log)
-    assert sorted(output.last_state["bookmarks"]["clients"]["missing"]) == sorted(TRAVERSALS)
+    missing = output.last_state["bookmarks"]["clients"]["missing"]
+    assert sorted(read_ids(missing)) == sorted(TRAVERSALS)
     # A bare dot segment cannot be sent safely at all: reported where it was configured.
     assert (
         "config client_ids, item 9: Invalid record ID '..': a dot segment cannot name a record; "

@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from tap_chatra.id_map import read_ids
+
 
 def _start(kit, config: dict, *, stderr: int) -> subprocess.Popen[str]:
     """Start the tap-chatra executable with `config`, its stdout piped."""
@@ -26,7 +28,7 @@ def _mid_stream(stream: str, total: int):
     """A test for a STATE line that shows `stream` part-way done."""
 
     def check(state: dict) -> bool:
-        fetched = state["bookmarks"].get(stream, {}).get("fetched", {})
+        fetched = read_ids(state["bookmarks"].get(stream, {}).get("fetched"))
         return total // 5 <= len(fetched) <= total * 3 // 5
 
     return check
@@ -82,7 +84,7 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
         assert len(second.ids(stream)) == len(set(second.ids(stream))), stream
     # Nothing the resumed-from STATE covers is fetched or emitted again.
     bookmarks = resume_from["bookmarks"]
-    covered = set(bookmarks.get("messages", {}).get("fetched", {}))
+    covered = set(read_ids(bookmarks.get("messages", {}).get("fetched")))
     asked_second = kit.gets(server)
     assert covered.isdisjoint(asked_second)
     assert covered.isdisjoint(second.ids("messages"))
@@ -90,8 +92,8 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
         started = bookmarks["clients"]["refresh"]["started"]
         done = {
             client_id
-            for client_id, value in bookmarks["clients"]["fetched"].items()
-            if int(value.split(":")[0]) >= started
+            for client_id, (fetched_at, _) in read_ids(bookmarks["clients"]["fetched"]).items()
+            if fetched_at >= started
         }
         assert done
         assert done.isdisjoint(asked_second)
@@ -125,4 +127,4 @@ def test_sigterm_and_sigint_save_state_and_exit_non_zero(chatra_sandbox_factory,
     assert 1 <= len(emitted) < len(ids)
     # STATE was written after the last record, and covers exactly what was emitted.
     assert output.messages[-1]["type"] == "STATE"
-    assert set(output.last_state["bookmarks"]["messages"]["fetched"]) == set(emitted)
+    assert set(read_ids(output.last_state["bookmarks"]["messages"]["fetched"])) == set(emitted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tap_chatra.id_map import read_ids
 from tap_chatra.tap import TapChatra
 
 
@@ -55,7 +56,7 @@ def test_clients_of_messages_are_refreshed_and_their_404s_retried(chatra_sandbox
         chatra_sandbox, message_ids=messages, missing_retry_hours=0, client_refresh_hours=0
     )
     first = kit.run(config)
-    assert "LateClient0001" in first.last_state["bookmarks"]["clients"]["missing"]
+    assert "LateClient0001" in read_ids(first.last_state["bookmarks"]["clients"]["missing"])
     known = sorted(set(first.ids("clients")))
     changed = known[0]
     store.update_client(changed, name="Renamed Since")
@@ -68,7 +69,7 @@ def test_clients_of_messages_are_refreshed_and_their_404s_retried(chatra_sandbox
     assert sorted(kit.gets(chatra_sandbox, "clients")) == sorted([*known, "LateClient0001"])
     assert sorted(second.ids("clients")) == sorted([changed, "LateClient0001"])
     clients = second.last_state["bookmarks"]["clients"]
-    assert "LateClient0001" in clients["fetched"]
+    assert "LateClient0001" in read_ids(clients["fetched"])
 
 
 def test_a_new_visit_alone_does_not_re_emit_a_client(chatra_sandbox, kit) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 
+from tap_chatra.id_map import read_ids
+
 GOOD = [f"Good{n:013d}" for n in range(8)]
 
 #: The body each bad message ID answers with HTTP 200 (or the status given), and the short
@@ -45,11 +47,12 @@ def test_bodies_that_are_not_json_objects_are_set_aside_and_the_run_goes_on(
     assert "\ufffd" not in result.stdout
     output = kit.parse(result.stdout)
     assert output.ids("messages") == GOOD
-    failing = output.last_state["bookmarks"]["messages"]["failing"]
+    failing = read_ids(output.last_state["bookmarks"]["messages"]["failing"])
     assert sorted(failing) == sorted(BAD_BODIES)
     for record_id, (status, _, reason) in BAD_BODIES.items():
-        assert f":1:HTTP {status} body " in failing[record_id]
-        assert reason in failing[record_id], failing[record_id]
+        count_and_reason = failing[record_id][1] or ""
+        assert count_and_reason.startswith(f"1:HTTP {status} body "), count_and_reason
+        assert reason in count_and_reason, count_and_reason
     assert f"messages: set aside {len(BAD_BODIES)} failing IDs" in result.stderr
 
 
@@ -60,7 +63,9 @@ def test_an_answer_for_another_id_is_emitted_as_the_id_asked_for(raw_api, kit, c
     [record] = output.records("messages")
     assert record["id"] == "Asked00000000001"
     assert record["extra"]["id"] == "Other00000000001"
-    assert output.last_state["bookmarks"]["messages"]["fetched"].keys() == {"Asked00000000001"}
+    assert read_ids(output.last_state["bookmarks"]["messages"]["fetched"]).keys() == {
+        "Asked00000000001"
+    }
     assert (
         "messages: asked for ID 'Asked00000000001', Chatra answered with ID 'Other00000000001'; "
         "emitted as 'Asked00000000001', with the answer's ID in the 'extra' column."
@@ -86,10 +91,10 @@ def test_redirect_loops_and_unusable_redirects_are_set_aside(raw_api, answer_typ
     assert "Traceback" not in result.stderr
     output = kit.parse(result.stdout)
     assert output.ids("messages") == GOOD[:3]
-    failing = output.last_state["bookmarks"]["messages"]["failing"]
-    assert failing["Loop000000000001"].endswith(":1:redirect loop")
-    assert failing["FtpRedirect00001"].endswith(":1:unusable redirect")
-    assert failing["BadIpv6Redirect1"].endswith(":1:unusable redirect")
+    failing = read_ids(output.last_state["bookmarks"]["messages"]["failing"])
+    assert failing["Loop000000000001"][1] == "1:redirect loop"
+    assert failing["FtpRedirect00001"][1] == "1:unusable redirect"
+    assert failing["BadIpv6Redirect1"][1] == "1:unusable redirect"
     assert "was redirected in a loop; check api_url" in result.stderr
     # A loop stops after a few hops, not requests' default 30.
     assert raw_api.requests.count("/api/messages/Loop000000000001") <= 6
@@ -109,8 +114,8 @@ def test_a_trickling_body_is_cut_at_request_timeout(raw_api, answer_type, kit) -
     elapsed = time.monotonic() - started
 
     assert output.ids("messages") == [GOOD[0]]
-    failing = output.last_state["bookmarks"]["messages"]["failing"]
-    assert failing["Trickle000000001"].endswith(":1:no answer")
+    failing = read_ids(output.last_state["bookmarks"]["messages"]["failing"])
+    assert failing["Trickle000000001"][1] == "1:no answer"
     assert elapsed < 10, elapsed  # the body alone would take 40 s
 
 

@@ -9,6 +9,8 @@ from contextlib import redirect_stdout
 
 from singer_sdk.plugin_base import PluginBase
 
+from tap_chatra.id_map import IdMap
+from tap_chatra.state_flush import StateSizeWriter
 from tap_chatra.tap import TapChatra
 
 CONFIG = {"api_key_pair": "pub:secret", "api_url": "http://127.0.0.1:9/api"}
@@ -29,8 +31,8 @@ def test_emit_state_now_writes_state_changed_without_a_record() -> None:
         stream.emit_state_now()
     states = [json.loads(line)["value"] for line in out.getvalue().splitlines()]
     assert len(states) == 3 - 1
-    assert states[0]["bookmarks"]["messages"]["missing"] == {"gone": 1_700_000_000}
-    assert states[1]["bookmarks"]["messages"]["fetched"] == {"here": 1_700_000_001}
+    assert states[0]["bookmarks"]["messages"]["missing"] == {"2023-11-14T22:13": ["gone"]}
+    assert states[1]["bookmarks"]["messages"]["fetched"] == {"2023-11-14T22:13": ["here"]}
 
 
 def test_streams_sync_in_dependency_order_not_by_name() -> None:
@@ -75,6 +77,41 @@ def test_discovery_needs_no_keys() -> None:
         "pushed_messages",
         "clients",
     ]
+
+
+def test_per_id_maps_go_through_the_sdk_state_writer_without_being_walked(monkeypatch) -> None:
+    # tap_chatra.id_map relies on the SDK writing STATE with simplejson (which writes a
+    # RawJSON's `encoded_json` as it is), on StateWriter skipping a STATE equal (==) to the
+    # last one and keeping that one as a deep copy, and on StateMessage.to_dict deep-copying
+    # too (dataclasses.asdict). A map answers == and deepcopy from its encoded fragments, so
+    # an unchanged map is never encoded again: this counts the encodes of a minute.
+    minute = "2023-11-14T22:13"
+    encoded: list[int] = []
+    original = IdMap._encode_minute
+
+    def counting(self: IdMap, at: int, added: list[str]) -> str | None:
+        encoded.append(at)
+        return original(self, at, added)
+
+    monkeypatch.setattr(IdMap, "_encode_minute", counting)
+    state = {"bookmarks": {"messages": {"fetched": {minute: ["a", "b"]}}}}
+    given = json.loads(json.dumps(state))
+    tap = TapChatra(config=CONFIG, state=state)
+    assert isinstance(tap.message_writer, StateSizeWriter)  # Tap.message_writer_class
+    stream = tap.streams["messages"]
+    assert isinstance(stream.stream_state["fetched"], IdMap)  # read in load_state
+    out = io.StringIO()
+    with redirect_stdout(out):
+        tap.state_writer.write_state(tap.state)  # as sync_all does first
+        unchanged = stream.emit_state_now()
+        stream.id_state.mark_fetched("c", 1_700_000_000)
+        changed = stream.emit_state_now()
+    lines = out.getvalue().splitlines()
+    states = [json.loads(line)["value"]["bookmarks"]["messages"]["fetched"] for line in lines]
+    assert states == [{minute: ["a", "b"]}, {minute: ["a", "b", "c"]}]
+    assert len(encoded) == 1 + 1  # when first written, and after the change
+    assert (unchanged, changed) == (len(lines[0]) + 1, len(lines[1]) + 1)
+    assert state == given  # the caller's state is read, never changed
 
 
 def test_the_sdk_signal_handlers_are_replaced(monkeypatch) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
 import pytest
 
+from tap_chatra.id_map import read_ids
 from tap_chatra.tap import TapChatra
+
+
+def _minute(epoch_seconds: int) -> str:
+    return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def _message_config(kit, server, **settings):
@@ -77,14 +83,16 @@ def test_missing_id_is_retried_only_when_due(chatra_sandbox, kit) -> None:
     )
     first = kit.run(config)
     missing = first.last_state["bookmarks"]["messages"]["missing"]
-    assert list(missing) == ["NoSuchMessage0001"]
+    assert list(read_ids(missing)) == ["NoSuchMessage0001"]
 
     chatra_sandbox.reset_log()
     kit.run(config, state=first.last_state)
     assert kit.gets(chatra_sandbox) == []
 
     overdue = json.loads(json.dumps(first.last_state))
-    overdue["bookmarks"]["messages"]["missing"]["NoSuchMessage0001"] -= 25 * 3600
+    ((minute, ids),) = overdue["bookmarks"]["messages"]["missing"].items()
+    earlier = dt.datetime.fromisoformat(minute) - dt.timedelta(hours=25)
+    overdue["bookmarks"]["messages"]["missing"] = {earlier.strftime("%Y-%m-%dT%H:%M"): ids}
     kit.run(config, state=overdue)
     assert kit.gets(chatra_sandbox) == ["NoSuchMessage0001"]
 
@@ -97,7 +105,7 @@ def test_missing_id_that_appears_later_is_fetched_and_no_longer_missing(chatra_s
     config = kit.config(chatra_sandbox, client_ids=["late-client"], missing_retry_hours=0)
     first = kit.run(config)
     assert first.records("clients") == []
-    assert "late-client" in first.last_state["bookmarks"]["clients"]["missing"]
+    assert "late-client" in read_ids(first.last_state["bookmarks"]["clients"]["missing"])
 
     chatra_sandbox.store.add_client("late-client")
     second = kit.run(config, state=first.last_state)
@@ -155,14 +163,17 @@ def test_interrupted_client_refresh_resumes_without_refetching_done_clients(
     first = kit.run(config)
     state = json.loads(json.dumps(first.last_state))
     clients = state["bookmarks"]["clients"]
-    now = int(time.time())
-    # As a run killed half-way would leave it: a refresh started and not finished, three
-    # clients fetched since it started (one of them changed meanwhile), three before it.
-    clients["refresh"] = {"started": now - 50, "finished": now - 500}
+    fetched = read_ids(clients["fetched"])
+    # As a run killed half-way would leave it: a refresh started (on a whole minute, as
+    # refreshes do) and not finished, three clients fetched since it started (one of them
+    # changed meanwhile), three in the minute before it.
+    started = (int(time.time()) // 60 - 1) * 60
+    clients["refresh"] = {"started": started, "finished": started - 500}
+    minutes = {"since": _minute(started), "before": _minute(started - 60)}
+    clients["fetched"] = {minute: {} for minute in minutes.values()}
     for position, client_id in enumerate(client_ids):
-        digest = clients["fetched"][client_id].partition(":")[2]
-        when = now - 10 if position < 3 else now - 100
-        clients["fetched"][client_id] = f"{when}:{digest}"
+        minute = minutes["since" if position < 3 else "before"]
+        clients["fetched"][minute][client_id] = fetched[client_id][1]
     chatra_sandbox.store.update_client(client_ids[4], name="Renamed Meanwhile")
     chatra_sandbox.reset_log()
 
@@ -171,7 +182,7 @@ def test_interrupted_client_refresh_resumes_without_refetching_done_clients(
     assert sorted(kit.gets(chatra_sandbox, "clients")) == sorted(client_ids[3:])
     assert resumed.ids("clients") == [client_ids[4]]
     refresh = resumed.last_state["bookmarks"]["clients"]["refresh"]
-    assert refresh["finished"] >= refresh["started"] == now - 50
+    assert refresh["finished"] >= refresh["started"] == started
 
 
 @pytest.mark.parametrize("stream", ["messages", "clients"])
@@ -183,13 +194,16 @@ def test_state_stays_under_64_bytes_per_id(chatra_sandbox, kit, stream) -> None:
     line = next(line for line in reversed(output.lines) if '"type":"STATE"' in line)
     state = json.loads(line)
     bookmark = state["value"]["bookmarks"][stream]
-    count = len(bookmark["fetched"])
+    count = len(read_ids(bookmark["fetched"]))
     assert count >= (len(special) + 10 if stream == "clients" else 60)
     # 40-character client IDs (Chatra's own) and odd website-set IDs are both in the sample.
     bookmark["fetched"] = {}
     empty = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
     per_id = (len(line.encode()) - len(empty.encode())) / count
     assert per_id < 64, f"{per_id:.1f} bytes per {stream} ID"
+    if stream == "messages":
+        # Chatra's 17-character message IDs: no more than the 31 bytes the earlier layout took.
+        assert per_id <= 31, f"{per_id:.1f} bytes per message ID"
 
 
 def test_state_is_emitted_often_and_only_covers_records_already_written(
@@ -211,9 +225,9 @@ def test_state_is_emitted_often_and_only_covers_records_already_written(
             written.add(message["record"]["id"])
         elif message["type"] == "STATE":
             for stream, bookmark in message["value"]["bookmarks"].items():
-                fetched = set(bookmark.get("fetched", {}))
+                fetched = set(read_ids(bookmark.get("fetched")))
                 assert fetched <= written, f"STATE for {stream} covers unwritten records"
-            fetched_now = message["value"]["bookmarks"].get("messages", {}).get("fetched", {})
+            fetched_now = read_ids(message["value"]["bookmarks"].get("messages", {}).get("fetched"))
             if 0 < len(fetched_now) < len(server.ids("messages")):
                 mid_stream_states += 1
     # 60 messages at ~20 ms each, two at a time: about 0.6 s, so several 0.1 s flushes.
@@ -226,7 +240,8 @@ def test_state_follows_the_last_record_of_every_stream(chatra_sandbox, kit) -> N
     for stream in ("messages", "pushed_messages", "clients"):
         last = max(i for i, m in enumerate(messages) if m.get("stream") == stream)
         following = next(m for m in messages[last + 1 :] if m["type"] == "STATE")
-        assert set(following["value"]["bookmarks"][stream]["fetched"]) == set(output.ids(stream))
+        fetched = read_ids(following["value"]["bookmarks"][stream]["fetched"])
+        assert set(fetched) == set(output.ids(stream))
 
 
 def test_meltano_partial_state_merge_resumes_a_failed_run(chatra_sandbox, kit) -> None:
@@ -272,7 +287,7 @@ def test_stream_maps_and_flattening_keep_state_and_message_clients(chatra_sandbo
     assert set(first.ids("clients")) == message_clients
     assert not [r for r in records if isinstance(r.get("file"), dict)], "`file` not flattened"
     assert any(r.get("file__filename") for r in records), "no message with a file to flatten"
-    assert set(first.last_state["bookmarks"]["messages"]["fetched"]) == set(messages)
+    assert set(read_ids(first.last_state["bookmarks"]["messages"]["fetched"])) == set(messages)
 
     chatra_sandbox.reset_log()
     second = kit.run(config, state=first.last_state)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
 import time
 
 import pytest
+from singer_sdk.singerlib.json import serialize_json
 
+from tap_chatra.id_map import IdMap, minute_key, read_ids
 from tap_chatra.id_state import IdState, RefreshRun, fingerprint, plan_fetches
 from tap_chatra.progress import Progress, format_duration
 from tap_chatra.records import RecordShaper, utc_datetime_from_ms
@@ -115,7 +118,113 @@ def test_id_state_prefers_the_newer_of_fetched_and_missing() -> None:
     assert state.missing_at("B") == 300
     assert state.fingerprint("B") == "fp0001"
     state.mark_fetched("B", 400, "fp0002")
-    assert bookmark == {"fetched": {"A": 200, "B": "400:fp0002"}, "missing": {"A": 150}}
+    # Written back grouped by minute; the 404 older than A's fetch is dropped.
+    assert json.loads(serialize_json(bookmark)) == {
+        "fetched": {"1970-01-01T00:03": ["A"], "1970-01-01T00:06": {"B": "fp0002"}},
+        "missing": {},
+    }
+
+
+def test_id_state_reads_both_layouts_mixed_and_the_newest_entry_wins() -> None:
+    # A complete STATE of the earlier layout with a partial one of this layout merged onto
+    # it (key by key, as Meltano does): an ID may be in both.
+    given = {
+        "fetched": {
+            "A": 1_700_000_000,
+            "B": "1700000000:oldfp1",
+            "C": 1_700_000_000,
+            "2023-11-14T22:20": {"B": "newfp2"},
+            "2023-11-14T22:00": {"C": "oldfp3"},
+            "not a minute": ["D"],
+        },
+        "missing": {"E": 1_700_000_100},
+    }
+    fetched = given["fetched"]
+    original = json.loads(json.dumps(fetched))
+    state = IdState(given, logger=LOGGER)
+    assert fetched == original  # read, not changed: the bookmark gets a map of its own
+    assert state.fetched_at("A") == 1_700_000_000 // 60 * 60
+    assert (state.fetched_at("B"), state.fingerprint("B")) == (1_700_000_400, "newfp2")
+    assert (state.fetched_at("C"), state.fingerprint("C")) == (1_699_999_980, None)
+    assert state.fetched_at("D") is None
+    assert state.missing_at("E") == 1_700_000_100 // 60 * 60
+    assert len(state) == 3
+
+
+def test_id_state_skips_entries_it_cannot_read_and_writes_only_what_it_read() -> None:
+    bookmark = {
+        "fetched": {
+            "inf": float("inf"),
+            "nan": float("nan"),
+            "far": 10**20,
+            "negative": -5,
+            "digits": "\u0661\u0662:fp",  # Arabic-Indic digits
+            "superscript": "\u00b2",
+            "ok": "1700000000:fp",
+            "9999-99-99T99:99": ["bad-minute"],
+            "2023-11-14T22:13": ["listed", 7, None, {"x": 1}],
+            "2023-11-14T22:14": {"client": 5, "other": "fp2"},
+        },
+        "missing": "not a map",
+    }
+    state = IdState(bookmark, logger=LOGGER)
+    assert sorted(read_ids(json.loads(serialize_json(bookmark))["fetched"])) == [
+        "client",
+        "listed",
+        "ok",
+        "other",
+    ]
+    assert state.fingerprint("client") is None
+    assert state.fingerprint("other") == "fp2"
+    assert RefreshRun({"refresh": {"started": float("inf")}}, logger=LOGGER).start(120.5) == 120
+
+
+def test_id_map_encodes_only_what_changed_and_compares_by_content() -> None:
+    ids = IdMap()
+    for n in range(3):
+        ids.put(f"m{n}", 100 + n)
+    before = copy.deepcopy(ids)
+    assert before == ids
+    first = ids.frozen().parts
+    ids.put("m3", 102)
+    assert ids != before
+    after = ids.frozen().parts
+    # The untouched minutes are the very same encoded strings.
+    assert after[0] is first[0]
+    assert after[1] is first[1]
+    assert json.loads(serialize_json({"m": ids})) == {
+        "m": {minute_key(100): ["m0"], minute_key(101): ["m1"], minute_key(102): ["m2", "m3"]}
+    }
+    ids.put("m0", 102, "fp")  # moved: its old minute goes
+    assert read_ids(json.loads(ids.encoded_json)) == {
+        "m1": (101 * 60, None),
+        "m2": (102 * 60, None),
+        "m3": (102 * 60, None),
+        "m0": (102 * 60, "fp"),
+    }
+
+
+def test_failing_ids_are_grouped_by_minute_with_count_and_reason_and_read_in_both_layouts() -> None:
+    # The earlier layout: "time:count:reason" per ID; B's failure predates its fetch.
+    bookmark = {
+        "fetched": {"B": 6_000},
+        "failing": {"A": "6030:2:HTTP 503", "B": "5000:1:no answer"},
+    }
+    state = IdState(bookmark, logger=LOGGER)
+    assert (state.failing_at("A"), state.failures("A")) == (6_000, 2)
+    assert (state.failing_at("B"), state.failures("B")) == (None, 0)
+    assert state.mark_failing("A", 7_250, "HTTP 502 body is empty and longer than forty chars") == 3
+    assert state.mark_failing("C", 7_210, "redirect loop") == 1
+    assert json.loads(serialize_json(bookmark))["failing"] == {
+        minute_key(120): {"A": "3:HTTP 502 body is empty and longer than f", "C": "1:redirect loop"}
+    }
+    state.mark_missing("C", 7_300)
+    state.clear_failing("A")
+    assert json.loads(serialize_json(bookmark))["failing"] == {}
+    # A bookmark that never had an ID fail does not grow the key.
+    untouched: dict[str, object] = {}
+    IdState(untouched, logger=LOGGER)
+    assert "failing" not in untouched
 
 
 def test_id_state_survives_garbage_state(caplog) -> None:
@@ -137,7 +246,7 @@ def test_plan_for_messages_skips_fetched_and_missing_not_due() -> None:
 
 def test_plan_for_clients_asks_the_rule_about_fetched_ids_only() -> None:
     state = IdState(
-        {"fetched": {"A": "500:x", "B": "90:y"}, "missing": {"C": 600, "D": 50}}, logger=LOGGER
+        {"fetched": {"A": "540:x", "B": "60:y"}, "missing": {"C": 600, "D": 60}}, logger=LOGGER
     )
     asked: list[tuple[str, int]] = []
 
@@ -151,18 +260,18 @@ def test_plan_for_clients_asks_the_rule_about_fetched_ids_only() -> None:
     # C answered 404 lately; D's 404 is due again; E was never fetched.
     assert plan.to_fetch == ["B", "D", "E"]
     assert (plan.not_due, plan.missing_not_due) == (1, 1)
-    assert asked == [("A", 500), ("B", 90)]
+    assert asked == [("A", 540), ("B", 60)]
 
 
 def test_refresh_run_starts_after_the_previous_one_and_resumes_an_interrupted_one() -> None:
     bookmark: dict = {}
     refresh = RefreshRun(bookmark, logger=LOGGER)
-    assert refresh.start(1000.7) == 1000
-    assert refresh.start(1005.0) == 1000  # not finished: resumed
+    assert refresh.start(1000.7) == 960  # on a whole minute: fetch times are kept to the minute
+    assert refresh.start(1005.0) == 960  # not finished: resumed
     refresh.finish(1000.9)
-    assert bookmark == {"refresh": {"started": 1000, "finished": 1000}}
-    # A new run in the same second must not take the old refresh's clients for its own.
-    assert refresh.start(1000.95) == 1001
+    assert json.loads(serialize_json(bookmark)) == {"refresh": {"started": 960, "finished": 1000}}
+    # A new run in the same minute must not take the old refresh's clients for its own.
+    assert refresh.start(1010.95) == 1020
 
 
 def test_format_duration() -> None:

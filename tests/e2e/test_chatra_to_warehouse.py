@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 import pytest
 
+from tap_chatra.id_map import read_ids
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -156,7 +158,7 @@ def test_sync_loads_every_record_once_and_keeps_state(
     state_id = f"dev:tap-chatra-to-{warehouse.loader}:{suffix}"
     state = json.loads(meltano.run("state", "get", state_id, env=env).stdout)
     bookmarks = state["singer_state"]["bookmarks"]
-    assert set(bookmarks["messages"]["fetched"]) == expected["messages"]
+    assert set(read_ids(bookmarks["messages"]["fetched"])) == expected["messages"]
 
     changed_client = sandbox.ids("clients")[0]
     sandbox.store.update_client(changed_client, name="Renamed Between Runs")

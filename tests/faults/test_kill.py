@@ -15,6 +15,8 @@ from collections import Counter
 
 import pytest
 
+from tap_chatra.id_map import read_ids
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -31,7 +33,7 @@ MESSAGE_STREAMS = {"messages": "messages", "pushed_messages": "pushedMessages"}
 def fetched_in_state(state: dict[str, t.Any] | None, stream: str) -> set[str]:
     """IDs a STATE records as fetched for a message stream."""
     bookmark = (state or {}).get("bookmarks", {}).get(stream, {})
-    return set(bookmark.get("fetched", {}))
+    return set(read_ids(bookmark.get("fetched")))
 
 
 def check_tap_kill_and_resume(
@@ -45,6 +47,7 @@ def check_tap_kill_and_resume(
         pushed_message_ids_file=str(plugins.write_lines("pushed.txt", ids["pushed_messages"])),
         client_ids_file=str(plugins.write_lines("clients.txt", ids["clients"])),
         state_flush_seconds=0.2,
+        state_bytes_per_hour=0,  # every 0.2 s, not spaced out by size
         max_concurrency=CONCURRENCY,
     )
     total = sum(len(v) for v in ids.values())

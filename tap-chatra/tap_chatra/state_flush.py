@@ -1,0 +1,101 @@
+"""How often to write STATE: as often as asked, less often as it grows, never too seldom.
+
+Meltano stores every STATE message whole (its system database, or S3/GCS), and each one
+carries every ID's entry: at 10 s apart a 28-hour backfill of 100,000 IDs would write some
+10,000 of them, tens of GB for a final STATE of 2 MB. The interval therefore grows with the
+size of the last STATE so that about `bytes_per_hour` are written, between the two bounds:
+`min_seconds` (state_flush_seconds) and `max_seconds`, the most work a killed run can lose.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import typing as t
+from dataclasses import dataclass
+
+from singer_sdk.io_base import SingerWriter
+from singer_sdk.singerlib import StateMessage
+from singer_sdk.singerlib.json import serialize_json
+from typing_extensions import override
+
+from tap_chatra.id_map import Encoded
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from singer_sdk.singerlib import Message
+
+#: From this size on, each STATE is logged with its size.
+LOGGED_STATE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class FlushSchedule:
+    """The interval between STATE messages, given the size of the last one."""
+
+    min_seconds: float
+    max_seconds: float
+    bytes_per_hour: float
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> FlushSchedule:
+        """The schedule the tap's settings ask for."""
+        return cls(
+            min_seconds=float(config.get("state_flush_seconds", 10)),
+            max_seconds=float(config.get("state_max_flush_seconds", 300)),
+            bytes_per_hour=float(config.get("state_bytes_per_hour", 5_000_000)),
+        )
+
+    def interval(self, state_bytes: int) -> float:
+        """Seconds until the next STATE after one of `state_bytes`."""
+        within_budget = state_bytes * 3600 / self.bytes_per_hour if self.bytes_per_hour else 0.0
+        return max(self.min_seconds, min(self.max_seconds, within_budget))
+
+
+def state_pieces(value: object) -> Iterator[str]:
+    """A STATE message (as a dict) as JSON, in pieces: the per-ID maps are never joined.
+
+    The same JSON as the SDK's writer makes: its serializer for everything but the maps.
+    """
+    if isinstance(value, Encoded):
+        yield from value.pieces()
+    elif isinstance(value, dict):
+        yield "{"
+        for position, (key, item) in enumerate(value.items()):
+            yield ("," if position else "") + serialize_json(str(key)) + ":"
+            yield from state_pieces(item)
+        yield "}"
+    else:
+        yield serialize_json(value)
+
+
+class StateSizeWriter(SingerWriter):
+    """The SDK's writer, but STATE goes out in pieces, its size noted, and logged above 1 MB.
+
+    A STATE holds every ID; joined into one string, then one line, it would briefly take two
+    more copies of itself (40 MB at a million IDs).
+    """
+
+    logger = logging.getLogger("tap-chatra")
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Bytes of the last STATE line written (0 before the first).
+        self.last_state_bytes = 0
+
+    @override
+    def write_message(self, message: Message) -> None:
+        if not isinstance(message, StateMessage):
+            super().write_message(message)
+            return
+        size = 0
+        for piece in state_pieces(message.to_dict()):
+            sys.stdout.write(piece)
+            # The SDK's JSON escapes every non-ASCII character, so characters are bytes.
+            size += len(piece)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        self.last_state_bytes = size + 1
+        if self.last_state_bytes >= LOGGED_STATE_BYTES:
+            self.logger.info("STATE written: %.1f MB.", self.last_state_bytes / 1e6)
