@@ -34,6 +34,8 @@ class Sizes:
     state_sim_ids: int = 100_000
     million_ids: int = 1_000_000
     million_new: int = 2_000
+    refresh_clients: int = 10_000
+    refresh_changed: int = 50
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -53,6 +55,8 @@ class Sizes:
             state_sim_ids=2_000,
             million_ids=20_000,
             million_new=200,
+            refresh_clients=200,
+            refresh_changed=5,
         )
 
 

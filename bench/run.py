@@ -7,8 +7,8 @@
 
 The paced windows (items 2, 5, 6, 7, 9) run at the same time, each against its own sandbox
 process with its own keys, since pacing is a matter of waiting, not of CPU. The throughput
-items (1, 3, 4), item 8, the preview page (15), the inbox and STATE volume (issues 16 and 18)
-then run one after another on an otherwise idle machine. Item 9 needs PostgreSQL
+items (1, 3, 4), items 8 and 10, the preview page (15), the inbox and STATE volume (issues 16
+and 18) then run one after another on an otherwise idle machine. Item 9 needs PostgreSQL
 (BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
 """
 
@@ -28,7 +28,15 @@ if __package__ in {None, ""}:
     # Run as a script (`python bench/run.py`): make the `bench` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import inbox_bench, pacing_bench, page_bench, state_bench, tap_bench, target_bench
+from bench import (
+    inbox_bench,
+    pacing_bench,
+    page_bench,
+    refresh_bench,
+    state_bench,
+    tap_bench,
+    target_bench,
+)
 from bench import report as reporting
 from bench.context import Context, Sizes
 
@@ -48,6 +56,7 @@ SEQUENTIAL: list[Bench] = [
     ("1,3", tap_bench.overhead_and_scaling),
     ("4", target_bench.throughput),
     ("8", pacing_bench.wrong_keys),
+    ("10", refresh_bench.client_refresh),
     ("15", page_bench.render),
     ("inbox", inbox_bench.throughput),
     ("16", state_bench.volume),
@@ -88,6 +97,10 @@ PREFACE = """## How it is measured
   pool; every attempt, retries included, first takes its slot from the shared rate limiter,
   and results are emitted in ID order, so the limit holds and the output is the same as a
   serial run's.
+- Item 10: the sandbox holds 10,000 clients; a first run fetches them all, then a run is
+  given 50 new messages of 50 different clients, with the first run's STATE. Its requests
+  are counted at the sandbox: one per message and one per client that is due
+  (client_refresh_hours 24, the default); the same run with 0 shows what it cost before.
 - Item 15: the target's preview page of a 10,000-row dry run, opened from disk in Debian's
   chromium (Playwright, headless); the figure is the browser's own navigation timing, up to
   the end of DOMContentLoaded, by which the page's script has shown the first rows."""

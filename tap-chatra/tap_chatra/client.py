@@ -39,7 +39,7 @@ from tap_chatra.errors import (
 )
 from tap_chatra.id_sources import IdSourceError
 from tap_chatra.id_state import IdState, Plan, plan_fetches
-from tap_chatra.progress import Periodic, Progress
+from tap_chatra.progress import Periodic, Progress, format_duration
 from tap_chatra.records import RecordShaper
 from tap_chatra.set_aside import SetAsideLog
 from tap_chatra.state_flush import FlushSchedule
@@ -64,7 +64,7 @@ class ChatraStream(RESTStream[None]):
 
     #: The API resource name, e.g. ``pushedMessages``.
     resource: t.ClassVar[str]
-    #: Clients are fetched every run and emitted only when changed; messages only once.
+    #: Clients are fetched again when due and emitted only when changed; messages only once.
     refreshes_every_run: t.ClassVar[bool] = False
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
 
@@ -196,7 +196,7 @@ class ChatraStream(RESTStream[None]):
             self.id_state,
             now=int(now),
             missing_retry_seconds=self._chatra.missing_retry_seconds,
-            refresh_started=None,
+            is_due=None,
         )
         # Those the ID sources already left out as fetched (TapChatra.id_lists).
         plan.already_fetched += self._chatra.id_lists.left_out[self.name]
@@ -212,6 +212,9 @@ class ChatraStream(RESTStream[None]):
         Gets the answer as Chatra sent it: catalog selection and stream maps change only the
         record, and what the tap learns from an answer must not depend on them.
         """
+
+    def after_fetch(self, record_id: str) -> None:
+        """Called when an ID's fetch is recorded in state (emitted or unchanged)."""
 
     def change_fingerprint(self, body: Body) -> str | None:  # noqa: ARG002 - for subclasses
         """A digest of what counts as a change, for streams fetched every run; None for others."""
@@ -253,16 +256,28 @@ class ChatraStream(RESTStream[None]):
     def _log_plan(self, plan: Plan) -> None:
         skipped = [
             (plan.already_fetched, "already fetched"),
-            (plan.done_in_this_refresh, "done before the interruption of this refresh"),
+            (plan.not_due, "fetched recently and not named since (client_refresh_hours)"),
             (plan.missing_not_due, "missing (404) and not yet due for a retry"),
             (plan.failing_not_due, "set aside as failing and not yet due for a retry"),
         ]
         reasons = ", ".join(f"{count} {why}" for count, why in skipped if count)
         self.logger.info(
-            "%s: %d IDs to fetch%s.",
+            "%s: %d IDs to fetch: %s%s.",
             self.name,
             len(plan.to_fetch),
+            self._planned_time(len(plan.to_fetch)),
             f"; skipped {reasons}" if reasons else "",
+        )
+
+    def _planned_time(self, requests: int) -> str:
+        """How long that many requests take at the configured pace (retries not counted)."""
+        interval = self._chatra.http.limiter.interval
+        if not interval:
+            return f"{requests} requests, unpaced"
+        per_minute = 60 / interval
+        return (
+            f"{requests} requests, about {format_duration(requests * interval)} at "
+            f"{per_minute:.1f} a minute"
         )
 
     @override
@@ -396,6 +411,7 @@ class ChatraStream(RESTStream[None]):
         else:
             counts["unchanged"] += 1
         self.id_state.mark_fetched(record_id, self.stamp(), digest)
+        self.after_fetch(record_id)
 
     def _check_answer_id(self, record_id: str, body: Body, counts: Counter[str]) -> None:
         answered = body.get("id")

@@ -9,18 +9,18 @@ The SDK's own per-partition state is a list scanned linearly for every lookup, w
     clients:
         {"fetched": {"2026-11-30T02:45": {"<id>": "AbCdEf"}}, "missing": {...}, "failing": {...},
          "refresh": {"started": 1700000000, "finished": 1700000100},
-         "queued": ["<id>", ...]}
+         "named": {"<minute>": ["<id>", ...]}}
 
 IDs are grouped by the UTC minute of their fetch (or 404, or failure); a client carries a
 32-bit fingerprint of the version last emitted. `refresh` (epoch seconds) marks the run that
-re-fetches every client, so a run resumed after a crash skips the clients that the interrupted
-run already did; `queued` holds the clients of fetched messages, which are refreshed every run
-like configured clients. `failing` holds IDs set aside after their retries ran out (or their
-answer was unusable): when, and in the fingerprint's place how many runs in a row and why; it
-appears only once an ID fails. The earlier layout, with one entry per ID
-(`{"<id>": 1700000000}`, a client's `"1700000000:AbCdEf"`, a failing ID's
-`"1700000000:2:HTTP 503"`, `queued` as `{"<id>": 1}`), is still read, and written back in this
-one.
+refreshes the clients due, so a run resumed after a crash skips the clients that the
+interrupted run already did; `named` holds the clients named by a message or a webhook event
+since their last fetch, by the minute they were named (see client_refresh.py). `failing`
+holds IDs set aside after their retries ran out (or their answer was unusable): when, and in
+the fingerprint's place how many runs in a row and why; it appears only once an ID fails. The
+earlier layout, with one entry per ID (`{"<id>": 1700000000}`, a client's
+`"1700000000:AbCdEf"`, a failing ID's `"1700000000:2:HTTP 503"`), is still read, and written
+back in this one; so is the earlier `queued` list of message clients (see client_refresh.py).
 
 The maps in a bookmark are replaced by objects of id_map.py (plain ones such as `refresh` and
 webhook_ids.py's queue by copies), never changed in place, so a state given to the tap (by an
@@ -41,11 +41,11 @@ from dataclasses import dataclass
 
 import simplejson  # type: ignore[import-untyped]  # no stubs; the SDK writes STATE with it
 
-from tap_chatra.id_map import MINUTE, IdList, IdMap, epoch_seconds
+from tap_chatra.id_map import MINUTE, IdMap, epoch_seconds
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 FINGERPRINT_BYTES = 4
 #: A failing ID is tried again after 10 minutes, then 20, 40, ... up to the missing-ID wait.
@@ -112,6 +112,10 @@ class IdState:
     def __len__(self) -> int:
         return len(self._fetched)
 
+    def known_ids(self) -> list[str]:
+        """Every ID with an entry: fetched, missing or failing."""
+        return list(dict.fromkeys([*self._fetched, *self._missing, *self._failing]))
+
     def fetched_at(self, record_id: str) -> int | None:
         """When the ID was last fetched (the start of that minute), or None."""
         minute = self._fetched.minute(record_id)
@@ -172,18 +176,13 @@ class IdState:
 
 
 class RefreshRun:
-    """The run that re-fetches every client, and the clients queued for it by message streams."""
+    """The run that refreshes the clients due: when it started, and whether it finished."""
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
-        self._marks = _child_map(bookmark, "refresh", logger)
-        queued = bookmark.get("queued")
-        if not isinstance(queued, IdList):
-            queued = _plain(queued)
-            if queued is not None and not isinstance(queued, dict | list):
-                logger.warning("STATE key 'queued' is not a list; starting it afresh.")
-            ids = queued if isinstance(queued, dict | list) else ()
-            queued = bookmark["queued"] = IdList(i for i in ids if isinstance(i, str))
-        self._queued = queued
+        marks = _plain(bookmark.get("refresh"))
+        if marks is not None and not isinstance(marks, dict):
+            logger.warning("STATE key 'refresh' is not an object; starting it afresh.")
+        self._marks = bookmark["refresh"] = dict(marks) if isinstance(marks, dict) else {}
 
     def start(self, now: float) -> int:
         """Start a refresh, or resume one that was interrupted; return when it started.
@@ -205,14 +204,6 @@ class RefreshRun:
         """Mark the refresh complete."""
         self._marks["finished"] = max(int(now), epoch_seconds(self._marks.get("started")) or 0)
 
-    def queue(self, client_id: str) -> None:
-        """Have every clients sync from now on fetch this client (the client of a message)."""
-        self._queued.add(client_id)
-
-    def queued(self) -> list[str]:
-        """The clients of messages, in the order they were first queued."""
-        return list(self._queued)
-
 
 @dataclass
 class Plan:
@@ -222,7 +213,7 @@ class Plan:
     already_fetched: int = 0
     missing_not_due: int = 0
     failing_not_due: int = 0
-    done_in_this_refresh: int = 0
+    not_due: int = 0
 
 
 def plan_fetches(
@@ -231,12 +222,12 @@ def plan_fetches(
     *,
     now: int,
     missing_retry_seconds: float,
-    refresh_started: int | None,
+    is_due: Callable[[str, int], bool] | None,
 ) -> Plan:
     """Decide what to fetch: IDs never fetched, or due again.
 
-    With `refresh_started` (clients), every ID is fetched again unless the refresh that began
-    then has already done it; without it (messages), an ID once fetched is never fetched again.
+    With `is_due` (clients), an ID fetched before is fetched again when `is_due(ID, last
+    fetch time)` says so; without it (messages), an ID once fetched is never fetched again.
     A missing ID is tried again only `missing_retry_seconds` after its last 404; a failing
     one after `failing_retry_seconds`, which grows with each failed run up to that.
     """
@@ -245,13 +236,13 @@ def plan_fetches(
         fetched = state.fetched_at(record_id)
         missing = state.missing_at(record_id)
         failing = state.failing_at(record_id)
-        if refresh_started is None:
-            if fetched is not None:
+        if fetched is not None:
+            if is_due is None:
                 plan.already_fetched += 1
                 continue
-        elif max(fetched or 0, missing or 0, failing or 0) >= refresh_started:
-            plan.done_in_this_refresh += 1
-            continue
+            if not is_due(record_id, fetched):
+                plan.not_due += 1
+                continue
         if failing is not None and now - failing < failing_retry_seconds(
             state.failures(record_id), missing_retry_seconds
         ):

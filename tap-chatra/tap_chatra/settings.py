@@ -83,6 +83,20 @@ TAP_SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "client_refresh_hours",
+        th.NumberType,
+        default=24,
+        minimum=0,
+        title="Refresh unchanged clients after (hours)",
+        description=(
+            "A known client is fetched again when a webhook event or a newly fetched message "
+            "names it, and otherwise only once its last fetch is this many hours old, so a "
+            "run's requests follow what changed, not how many clients there are. 0 fetches "
+            "every known client on every run."
+        ),
+        examples=[24, 168, 0],
+    ),
+    th.Property(
         "client_fingerprint_ignore",
         th.ArrayType(th.StringType),
         default=list(DEFAULT_FINGERPRINT_IGNORE),

@@ -10,6 +10,8 @@ from typing_extensions import override
 
 from chatra_client import id_problem
 from tap_chatra import schemas
+from tap_chatra.client import ChatraStream
+from tap_chatra.client_refresh import NamedClients, RefreshRule, known_clients
 from tap_chatra.id_state import Plan, RefreshRun, fingerprint, plan_fetches
 from tap_chatra.settings import DEFAULT_FINGERPRINT_IGNORE
 from tap_chatra.webhook_ids import WebhookIdsStream
@@ -50,8 +52,8 @@ class PushedMessagesStream(MessagesStream):
     path = "/pushedMessages/{id}"
 
 
-class ClientsStream(WebhookIdsStream):
-    """Clients, fetched again every run and emitted only when their content changed."""
+class ClientsStream(ChatraStream):
+    """Clients, fetched again when due (client_refresh.py), emitted only when they changed."""
 
     name = "clients"
     resource = "clients"
@@ -62,20 +64,22 @@ class ClientsStream(WebhookIdsStream):
 
     @cached_property
     def refresh_run(self) -> RefreshRun:
-        """This run's refresh of every client, and the clients queued by message streams."""
+        """This run's refresh of the clients due."""
         return RefreshRun(self.stream_state, logger=self.logger)
+
+    @cached_property
+    def named(self) -> NamedClients:
+        """Clients named by webhook events or messages since their last fetch."""
+        return NamedClients(self.stream_state, logger=self.logger)
 
     @override
     def read_id_state(self) -> None:
         super().read_id_state()
-        _ = self.refresh_run
+        _ = self.refresh_run, self.named
 
     @override
     def source_ids(self) -> list[str]:
-        configured = super().source_ids()
-        if not self.config.get("fetch_message_clients", True):
-            return configured
-        return list(dict.fromkeys([*configured, *self.refresh_run.queued()]))
+        return known_clients(super().source_ids(), self.named, self.id_state)
 
     @override
     def change_fingerprint(self, body: dict[str, t.Any]) -> str:
@@ -90,13 +94,22 @@ class ClientsStream(WebhookIdsStream):
     @override
     def plan(self, now: float) -> Plan:
         self._refresh_started = self.refresh_run.start(now)
+        rule = RefreshRule(
+            self.named,
+            refresh_started=self._refresh_started,
+            refresh_seconds=float(self.config.get("client_refresh_hours", 24)) * 3600,
+        )
         return plan_fetches(
             self.source_ids(),
             self.id_state,
             now=int(now),
             missing_retry_seconds=self._chatra.missing_retry_seconds,
-            refresh_started=self._refresh_started,
+            is_due=rule.is_due,
         )
+
+    @override
+    def after_fetch(self, record_id: str) -> None:
+        self.named.fetched(record_id)
 
     @override
     def stamp(self) -> int:

@@ -184,19 +184,27 @@ class TapChatra(ChatraPlugin, Tap):
         """
         clients = self.streams.get("clients")
         if self.config.get("fetch_message_clients", True) and isinstance(clients, ClientsStream):
-            clients.refresh_run.queue(client_id)
+            clients.named.add(client_id, int(time.time()))
 
     def queue_event_ids(self, found: EventIds) -> None:
-        """Have the REST streams fetch, in this run, the records a webhook event names."""
+        """Have the REST streams fetch, in this run, the records a webhook event names.
+
+        A client an event names counts as named since its last fetch (client_refresh.py), so
+        it is fetched in this run whether or not it was fetched before; message IDs wait in
+        their stream's queue until fetched once.
+        """
         now = int(time.time())
         for name, record_ids in (
             ("messages", found.messages),
             ("pushed_messages", found.pushed_messages),
-            ("clients", found.clients),
         ):
             stream = self.streams.get(name)
             if isinstance(stream, WebhookIdsStream) and stream.selected and record_ids:
                 stream.webhook_ids.add(record_ids, now)
+        clients = self.streams.get("clients")
+        if isinstance(clients, ClientsStream) and clients.selected:
+            for client_id in found.clients:
+                clients.named.add(client_id, now)
 
     def check_connection(self) -> None:
         """Read the ID sources, then prove the keys with one harmless request.

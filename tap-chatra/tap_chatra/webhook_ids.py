@@ -1,11 +1,10 @@
-"""IDs named by webhook events, queued in the fetching stream's bookmark until fetched.
+"""Message IDs carried by webhook events, queued in the fetching stream's bookmark until fetched.
 
 The events that name an ID and the fetch of that ID happen in different streams of a run. The
 queue lives in the fetching stream's bookmark (`webhook_ids`, ID -> when it was queued), so
 the STATE that moves the webhook streams past an event also holds the IDs it named, and a run
-killed in between loses none. An ID leaves the queue once its stream has fetched it: ever, for
-messages; after it was queued, for clients, which are fetched again whenever an event names
-them.
+killed in between loses none. An ID leaves the queue once its stream has fetched it. (Clients
+an event names go to the clients stream's `named` map instead: see client_refresh.py.)
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from functools import cached_property
 from typing_extensions import override
 
 from tap_chatra.client import ChatraStream
-from tap_chatra.id_map import MINUTE
 from tap_chatra.id_state import _child_map as child_map
 
 if t.TYPE_CHECKING:
@@ -43,18 +41,10 @@ class WebhookIds:
         """The queued IDs."""
         return list(self._queued)
 
-    def drop_fetched(self, state: IdState, *, refetched: bool) -> None:
-        """Forget the IDs fetched (since they were queued, for `refetched` streams).
-
-        An ID found missing stays, to be tried again when due.
-        """
-        for record_id, queued_at in list(self._queued.items()):
-            fetched_at = state.fetched_at(record_id)
-            if fetched_at is None or not isinstance(queued_at, int):
-                continue
-            # Fetch times are kept to the minute: a fetch in the minute of the queueing counts
-            # as after it (the webhook streams, which queue, sync before the fetching ones).
-            if not refetched or fetched_at >= queued_at // MINUTE * MINUTE:
+    def drop_fetched(self, state: IdState) -> None:
+        """Forget the IDs fetched; one found missing stays, to be tried again when due."""
+        for record_id in list(self._queued):
+            if state.fetched_at(record_id) is not None:
                 del self._queued[record_id]
 
 
@@ -74,4 +64,4 @@ class WebhookIdsStream(ChatraStream):
     def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
         yield from super().get_records(context)
         # Every planned ID is done; the stream's final STATE follows.
-        self.webhook_ids.drop_fetched(self.id_state, refetched=self.refreshes_every_run)
+        self.webhook_ids.drop_fetched(self.id_state)

@@ -1,4 +1,4 @@
-"""Clients learned from messages: read from the raw answer, refreshed and retried every run."""
+"""Clients learned from messages: read from the raw answer, refreshed and retried when due."""
 
 from __future__ import annotations
 
@@ -52,7 +52,9 @@ def test_clients_of_messages_are_refreshed_and_their_404s_retried(chatra_sandbox
     messages = chatra_sandbox.ids("messages")[:6]
     # One message belongs to a client Chatra does not know (yet).
     store.messages[messages[0]] = {**store.messages[messages[0]], "clientId": "LateClient0001"}
-    config = kit.config(chatra_sandbox, message_ids=messages, missing_retry_hours=0)
+    config = kit.config(
+        chatra_sandbox, message_ids=messages, missing_retry_hours=0, client_refresh_hours=0
+    )
     first = kit.run(config)
     assert "LateClient0001" in read_ids(first.last_state["bookmarks"]["clients"]["missing"])
     known = sorted(set(first.ids("clients")))
@@ -72,7 +74,7 @@ def test_clients_of_messages_are_refreshed_and_their_404s_retried(chatra_sandbox
 
 def test_a_new_visit_alone_does_not_re_emit_a_client(chatra_sandbox, kit) -> None:
     client_ids = chatra_sandbox.ids("clients")[:3]
-    config = kit.config(chatra_sandbox, client_ids=client_ids)
+    config = kit.config(chatra_sandbox, client_ids=client_ids, client_refresh_hours=0)
     first = kit.run(config)
     assert first.ids("clients") == client_ids
 

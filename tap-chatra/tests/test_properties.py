@@ -21,6 +21,7 @@ from singer_sdk.singerlib.json import serialize_json
 from chatra_client import id_problem, record_path
 from tap_chatra.bodies import UnusableBodyError, decode_object
 from tap_chatra.client import ChatraStream
+from tap_chatra.client_refresh import NamedClients, RefreshRule, known_clients
 from tap_chatra.errors import StateInputError
 from tap_chatra.event_files import EventFile
 from tap_chatra.events import ids_in_event
@@ -167,7 +168,7 @@ def test_any_state_file_is_refused_in_one_line_or_resumed(state) -> None:
 @PROPERTY
 @given(
     maps=st.dictionaries(
-        st.sampled_from(["fetched", "missing", "failing", "refresh", "queued"]),
+        st.sampled_from(["fetched", "missing", "failing", "refresh", "queued", "named"]),
         st.dictionaries(TEXT, JSON, max_size=4) | JSON,
     ),
     record_ids=st.lists(TEXT, max_size=6),
@@ -177,17 +178,13 @@ def test_any_state_file_is_refused_in_one_line_or_resumed(state) -> None:
 def test_per_id_state_of_any_content_plans_and_records_without_error(maps, record_ids, now):
     bookmark = json.loads(json.dumps(maps))
     state = IdState(bookmark, logger=LOGGER)
+    named = NamedClients(bookmark, logger=LOGGER)
     refresh = RefreshRun(bookmark, logger=LOGGER)
-    started = refresh.start(now)
-    for refresh_started in (None, started):
-        plan = plan_fetches(
-            [*record_ids, *refresh.queued()],
-            state,
-            now=now,
-            missing_retry_seconds=3600,
-            refresh_started=refresh_started,
-        )
-        assert set(plan.to_fetch) <= {*record_ids, *refresh.queued()}
+    rule = RefreshRule(named, refresh_started=refresh.start(now), refresh_seconds=3600)
+    known = known_clients(record_ids, named, state)
+    for is_due in (None, rule.is_due):
+        plan = plan_fetches(known, state, now=now, missing_retry_seconds=3600, is_due=is_due)
+        assert set(plan.to_fetch) <= set(known)
     for step, record_id in enumerate(record_ids):
         when = now + 2 * step
         state.mark_failing(record_id, when, "HTTP 503")

@@ -80,7 +80,8 @@ def test_state_pieces_are_the_json_the_sdk_would_write() -> None:
     tap = TapChatra(config={"api_key_pair": "pub:secret"}, state=state)
     message = StateMessage(value=tap.state).to_dict()
     assert "".join(state_pieces(message)) == serialize_json(message)
-    assert '"queued":["q\\n"]' in serialize_json(message)
+    # The earlier `queued` object is written back as names (from long ago).
+    assert '"named":{"1970-01-01T00:00":["q\\n"]}' in serialize_json(message)
 
 
 def _mid_stream_states(output, total: int) -> int:
@@ -140,21 +141,23 @@ def test_a_state_of_the_earlier_layout_resumes_and_is_written_back_compact(
                 for record_id, (when, fp) in entries.items()
             }
         if stream == "clients":
-            bookmark["queued"] = dict.fromkeys(bookmark["queued"], 1)
+            # The clients of messages, which the earlier layout kept queued for good.
+            queued = [c for c in first.ids("clients") if c not in clients]
+            bookmark["queued"] = dict.fromkeys(queued, 1)
     assert legacy["bookmarks"]["messages"]["fetched"][messages[0]] > 1_700_000_000
 
     chatra_sandbox.reset_log()
-    second = kit.run(config, state=legacy)
+    second = kit.run({**config, "client_refresh_hours": 0}, state=legacy)
 
     assert second.records("messages") == []
     assert second.records("clients") == []  # unchanged: the fingerprints were read
-    # Clients refresh every run, configured ones and those of messages.
-    queued = first.last_state["bookmarks"]["clients"]["queued"]
+    # Every known client is fetched (hours 0), configured ones and those of messages.
     assert sorted(kit.gets(chatra_sandbox)) == sorted({*clients, *queued})
     written = second.last_state["bookmarks"]
     assert set(read_ids(written["messages"]["fetched"])) == set(messages)
     assert all(isinstance(ids, list) for ids in written["messages"]["fetched"].values())
-    assert written["clients"]["queued"] == queued
+    assert "queued" not in written["clients"]
+    assert set(read_ids(written["clients"]["fetched"])) == {*clients, *queued}
     old_size = len(json.dumps(legacy, separators=(",", ":")))
     new_size = len(json.dumps(second.last_state, separators=(",", ":")))
     assert new_size < old_size * 0.8, (new_size, old_size)

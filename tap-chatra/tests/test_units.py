@@ -11,7 +11,7 @@ import time
 import pytest
 from singer_sdk.singerlib.json import serialize_json
 
-from tap_chatra.id_map import IdList, IdMap, minute_key, read_ids
+from tap_chatra.id_map import IdMap, minute_key, read_ids
 from tap_chatra.id_state import IdState, RefreshRun, fingerprint, plan_fetches
 from tap_chatra.progress import Progress, format_duration
 from tap_chatra.records import RecordShaper, utc_datetime_from_ms
@@ -204,15 +204,6 @@ def test_id_map_encodes_only_what_changed_and_compares_by_content() -> None:
     }
 
 
-def test_id_list_keeps_order_across_chunks_and_reads_the_earlier_layout() -> None:
-    queued = IdList(f"c{n}" for n in range(IdList.CHUNK + 5))
-    queued.add("c0")
-    assert len(queued) == IdList.CHUNK + 5
-    assert json.loads(queued.encoded_json) == [f"c{n}" for n in range(IdList.CHUNK + 5)]
-    bookmark = {"queued": {"x": 1, "y": 1}}
-    assert RefreshRun(bookmark, logger=LOGGER).queued() == ["x", "y"]
-
-
 def test_failing_ids_are_grouped_by_minute_with_count_and_reason_and_read_in_both_layouts() -> None:
     # The earlier layout: "time:count:reason" per ID; B's failure predates its fetch.
     bookmark = {
@@ -247,37 +238,38 @@ def test_id_state_survives_garbage_state(caplog) -> None:
 def test_plan_for_messages_skips_fetched_and_missing_not_due() -> None:
     state = IdState({"fetched": {"A": 10}, "missing": {"B": 1000, "C": 10}}, logger=LOGGER)
     plan = plan_fetches(
-        ["A", "B", "C", "D"], state, now=2000, missing_retry_seconds=1500, refresh_started=None
+        ["A", "B", "C", "D"], state, now=2000, missing_retry_seconds=1500, is_due=None
     )
     assert plan.to_fetch == ["C", "D"]
     assert (plan.already_fetched, plan.missing_not_due) == (1, 1)
 
 
-def test_plan_for_a_resumed_client_refresh_skips_only_what_it_did() -> None:
+def test_plan_for_clients_asks_the_rule_about_fetched_ids_only() -> None:
     state = IdState(
-        {"fetched": {"A": "500:x", "B": "90:y"}, "missing": {"C": 600, "D": 50}}, logger=LOGGER
+        {"fetched": {"A": "540:x", "B": "60:y"}, "missing": {"C": 600, "D": 60}}, logger=LOGGER
     )
+    asked: list[tuple[str, int]] = []
+
+    def is_due(record_id: str, fetched_at: int) -> bool:
+        asked.append((record_id, fetched_at))
+        return fetched_at < 100
+
     plan = plan_fetches(
-        ["A", "B", "C", "D", "E"], state, now=700, missing_retry_seconds=0, refresh_started=100
+        ["A", "B", "C", "D", "E"], state, now=700, missing_retry_seconds=200, is_due=is_due
     )
+    # C answered 404 lately; D's 404 is due again; E was never fetched.
     assert plan.to_fetch == ["B", "D", "E"]
-    assert plan.done_in_this_refresh == 2
+    assert (plan.not_due, plan.missing_not_due) == (1, 1)
+    assert asked == [("A", 540), ("B", 60)]
 
 
 def test_refresh_run_starts_after_the_previous_one_and_resumes_an_interrupted_one() -> None:
     bookmark: dict = {}
     refresh = RefreshRun(bookmark, logger=LOGGER)
     assert refresh.start(1000.7) == 960  # on a whole minute: fetch times are kept to the minute
-    refresh.queue("c1")
-    refresh.queue("c1")
-    assert refresh.queued() == ["c1"]
     assert refresh.start(1005.0) == 960  # not finished: resumed
     refresh.finish(1000.9)
-    # The clients of messages stay queued: every later refresh fetches them too.
-    assert json.loads(serialize_json(bookmark)) == {
-        "refresh": {"started": 960, "finished": 1000},
-        "queued": ["c1"],
-    }
+    assert json.loads(serialize_json(bookmark)) == {"refresh": {"started": 960, "finished": 1000}}
     # A new run in the same minute must not take the old refresh's clients for its own.
     assert refresh.start(1010.95) == 1020
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 TABLES = ("messages", "pushed_messages", "clients")
-# Resources whose records are fetched once per ID, ever (clients are re-fetched every run).
+# Resources whose records are fetched once per ID, ever (clients are re-fetched when due).
 FETCH_ONCE_RESOURCES = {"messages", "pushedMessages"}
 
 
@@ -139,7 +139,12 @@ def test_sync_loads_every_record_once_and_keeps_state(
     sandbox = chatra_sandbox_factory(
         seed=21, clients=12, messages=30, pushed_messages=8, requests_per_minute=0
     )
-    env = {**sandbox_settings.tap(sandbox), **warehouse.env}
+    # Every client on every run, so that the client renamed between runs is fetched again.
+    env = {
+        **sandbox_settings.tap(sandbox),
+        **warehouse.env,
+        "TAP_CHATRA_CLIENT_REFRESH_HOURS": "0",
+    }
     suffix = uuid.uuid4().hex[:8]
     run = ("run", f"--state-id-suffix={suffix}", "tap-chatra", warehouse.loader)
     expected = expected_ids(sandbox)

@@ -56,6 +56,8 @@ def check_tap_under_faults(
         client_ids_file=str(plugins.write_lines("clients.txt", ids["clients"])),
         request_timeout=0.6,
         state_flush_seconds=1,
+        # Every client on every run, so that the second run fetches them all under faults.
+        client_refresh_hours=0,
     )
 
     first = plugins.tap(config)
