@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from tap_chatra.events import event_row, message_key, message_rows
+from tap_chatra.id_map import read_ids
 
 
 def _warnings(caplog) -> list[str]:
@@ -236,14 +237,14 @@ def test_event_ids_wait_in_state_until_fetched(chatra_sandbox, kit) -> None:
     output = kit.run(config, catalog=catalog)
     after_events = output.states[0]["bookmarks"]
     assert list(after_events["messages"]["webhook_ids"]) == [message_id]
-    assert list(after_events["clients"]["webhook_ids"]) == [client_id]
+    assert list(read_ids(after_events["clients"]["named"])) == [client_id]
 
     resumed = kit.run(config, state=output.states[0], catalog=catalog)
     assert resumed.records("webhook_events") == []
     assert resumed.ids("messages") == [message_id]
     assert resumed.ids("clients") == [client_id]
-    for stream in ("messages", "clients"):
-        assert resumed.last_state["bookmarks"][stream]["webhook_ids"] == {}
+    assert resumed.last_state["bookmarks"]["messages"]["webhook_ids"] == {}
+    assert read_ids(resumed.last_state["bookmarks"]["clients"]["named"]) == {}
 
 
 def test_a_client_named_again_is_fetched_again_even_without_message_clients(
