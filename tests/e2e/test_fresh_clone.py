@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from chatra_sandbox import SandboxServer
-    from conftest import PostgresDatabase
+    from conftest import PostgresDatabase, WebhookInbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -84,6 +84,7 @@ def test_every_job_runs_from_a_fresh_clone(
     meltano: MeltanoProject,
     scratch_postgres_database: PostgresDatabase,
     chatra_sandbox_factory: Callable[..., SandboxServer],
+    webhook_inbox_factory: Callable[[str], WebhookInbox],
     tmp_path: Path,
 ) -> None:
     sandbox = chatra_sandbox_factory(
@@ -107,8 +108,10 @@ def test_every_job_runs_from_a_fresh_clone(
         "TARGET_CHATRA_PUSH_REQUESTS_PER_MINUTE": "0",
     }
     if environment == "dev":
-        # dev reads the ID files the sandbox writes with --ids-dir output/dev/ids.
+        # dev reads the ID files the sandbox writes with --ids-dir output/dev/ids, and the
+        # webhook inbox that `make demo` starts on 8780: here one on a free port.
         sandbox.write_id_files(fresh_clone / "output" / "dev" / "ids")
+        env |= webhook_inbox_factory(f"sqlite:///{tmp_path / 'inbox.sqlite'}").tap_env()
     else:
         paths = sandbox.write_id_files(tmp_path / "ids")
         env |= {
