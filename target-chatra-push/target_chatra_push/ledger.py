@@ -129,6 +129,38 @@ def _take_lock(path: Path, wait: float) -> int:
             return fd
 
 
+#: Bytes 18 and 19 of an SQLite file's header: 2 and 2 while the file is in WAL mode.
+_WAL_HEADER = (18, b"\x02\x02")
+
+
+def _check_wal_present(path: Path) -> None:
+    """Refuse a ledger left in WAL mode by a run that never closed it, whose -wal file is gone.
+
+    A run switches the file back to a rollback journal when it closes, so a WAL header means
+    the last run was killed; its latest commits (sends among them) may live only in the -wal
+    file. Opening the main file without it would silently forget them and send them again.
+    """
+    offset, wal = _WAL_HEADER
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            header = file.read(len(wal))
+    except OSError:
+        return  # a missing or unreadable file is reported when it is opened
+    wal_file = path.with_name(f"{path.name}-wal")
+    # Empty counts as missing: a run's WAL is never truncated while in use, and a reader
+    # that opens the file after the loss (a dry run, the existence check) leaves an empty one.
+    if header == wal and (not wal_file.exists() or wal_file.stat().st_size == 0):
+        msg = (
+            f"The ledger {path} was left open by a run that was killed, and its {wal_file.name} "
+            "file, which may hold that run's last sends, is missing: nothing is sent. Put "
+            f"{wal_file.name} back beside it (copy the two files together); if it is lost, "
+            "check that run's last sends in Chatra, then accept the ledger as it is with "
+            f"`sqlite3 {path} 'PRAGMA journal_mode=DELETE'`."
+        )
+        raise LedgerError(msg)
+
+
 class Ledger:
     """Read and record delivery outcomes in SQLite. Every write is committed before it returns."""
 
@@ -183,10 +215,13 @@ class Ledger:
             path.parent.mkdir(parents=True, exist_ok=True)
             if lock_wait is not None:
                 lock_fd = _take_lock(path, lock_wait)
+            _check_wal_present(path)
             db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, LedgerError) as exc:
             if lock_fd is not None:
                 os.close(lock_fd)
+            if isinstance(exc, LedgerError):
+                raise
             reason = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else exc
             msg = f"The ledger {path} cannot be created ({reason}); set ledger_path elsewhere."
             raise LedgerError(msg) from None

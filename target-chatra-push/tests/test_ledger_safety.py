@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 
 import pytest
 
@@ -92,6 +93,33 @@ def test_an_empty_ledger_file_is_a_lost_ledger(sandbox, kit):
     run = kit.run(config, "orders.singer", stops=True)
 
     assert "There is no ledger at" in run.stopped
+    assert len(sandbox.sends()) == 5
+
+
+def test_a_ledger_whose_wal_file_was_lost_refuses_to_send(sandbox, kit):
+    config = kit.config(sandbox)
+    kit.run(config, "orders.singer")
+    # What a killed run leaves when only the main file is kept: the header still says WAL
+    # (a run that closes switches it back), but the -wal file with its last commits is gone.
+    db = sqlite3.connect(kit.ledger_path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.close()
+    wal = kit.ledger_path.with_name(f"{kit.ledger_path.name}-wal")
+    assert not wal.exists()
+
+    run = kit.run(config, "orders.singer", stops=True)
+
+    assert run.stopped.startswith(f"The ledger {kit.ledger_path}")
+    assert f"{wal.name} file" in run.stopped
+    assert "PRAGMA journal_mode=DELETE" in run.stopped
+    assert len(sandbox.sends()) == 5
+
+    # The remedy the line names: accept the ledger as it is; nothing already sent goes again.
+    db = sqlite3.connect(kit.ledger_path)
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.close()
+    after = kit.run(config, "orders.singer")
+    assert after.count("duplicate") == 5
     assert len(sandbox.sends()) == 5
 
 
