@@ -43,6 +43,19 @@ def new_session(pool_size: int = 8) -> requests.Session:
     return session
 
 
+def pin_environment(session: requests.Session, url: str) -> None:
+    """Read the proxy and CA-bundle variables for `url` once, instead of on every request.
+
+    With `trust_env` on, requests walks the whole environment twice per call (proxies, then
+    no_proxy), a tenth of a fast run's time. The variables cannot change under a running plugin,
+    so what they say for the API's URL is kept on the session and the per-call walk turned off.
+    """
+    found = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    session.verify = found["verify"]
+    session.trust_env = False
+
+
 def json_object(response: requests.Response) -> dict[str, t.Any]:
     """The JSON object of a 2xx response, or an empty dict when the body is not one."""
     try:
@@ -69,6 +82,7 @@ class ChatraClient:
         self.limiter = limiter if limiter is not None else RateLimiter.for_settings(settings)
         self.policy = policy or RetryPolicy.from_settings(settings)
         self.session = session or new_session()
+        pin_environment(self.session, settings.api_url)
         self.session.auth = ChatraAuth(settings.credentials, settings.auth_method)
         self.logger = logger or logging.getLogger("chatra_client")
         self._sleep = sleep

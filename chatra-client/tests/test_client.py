@@ -88,6 +88,60 @@ def test_key_check_against_a_server_that_is_not_chatra_fails(sandbox: SandboxSer
             website.shutdown()
 
 
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    """A forward proxy that answers every request itself and records the URL asked for."""
+
+    asked: t.ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.asked.append(self.path)
+        body = b'{"id": "XGDsxHtLppJTJ3vZk"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - the base's name
+        """Quiet: the test reads `asked`."""
+
+
+def _clear_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_proxy_variables_are_honoured_as_they_were_when_the_client_was_made(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clear_proxy_variables(monkeypatch)
+    _ProxyHandler.asked.clear()
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler) as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        try:
+            # Nothing listens on port 1: only the proxy can answer.
+            with make_client(sandbox, api_url="http://localhost:1/api") as client:
+                monkeypatch.delenv("HTTP_PROXY")
+                assert client.get("messages", "XGDsxHtLppJTJ3vZk") == {"id": "XGDsxHtLppJTJ3vZk"}
+        finally:
+            proxy.shutdown()
+    assert _ProxyHandler.asked == ["http://localhost:1/api/messages/XGDsxHtLppJTJ3vZk"]
+
+
+def test_no_proxy_keeps_the_api_host_direct(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _clear_proxy_variables(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # a proxy that is not there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    message_id = sandbox.ids("messages")[0]
+    with make_client(sandbox) as client:
+        monkeypatch.delenv("NO_PROXY")
+        assert client.get("messages", message_id)["id"] == message_id
+
+
 def test_wrong_keys_raise_an_actionable_error_without_the_secret(
     sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -25,10 +25,13 @@ class _Trickle(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/slow-headers":
-            for byte in b"HTTP/1.1 200 OK\r\n":
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.3)
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\n":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass  # the client gave up, as it should
             return
         self.send_response(408 if self.path == "/408" else 200)
         self.send_header("Content-Length", str(len(BODY)))
