@@ -85,6 +85,10 @@ if t.TYPE_CHECKING:
 class RunStoppedError(Exception):
     """The run stopped and nothing more is sent; the message is the one line the user sees."""
 
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 _OUTCOME_OF = {
     Decision.DUPLICATE: Outcome.DUPLICATE,
@@ -200,10 +204,22 @@ class Delivery:
     def _decide(self, entry: Entry | None, payload_hash: str) -> tuple[Decision, str]:
         return decide(entry, payload_hash, self.options, self._sends)
 
-    def _stop(self, message: str) -> t.NoReturn:
+    def _stop(self, message: str, exit_code: int = 1) -> t.NoReturn:
         self.summary.stopped = message
         self.finish()
-        raise RunStoppedError(message)
+        raise RunStoppedError(message, exit_code)
+
+    def stop_for_signal(self, signum: int) -> t.NoReturn:
+        """End the run after a stop signal: summary, report and ledger as after any stop.
+
+        Raises:
+            RunStoppedError: Always, with exit code 128 + `signum`.
+        """
+        self._stop(
+            f"Stopped by signal {signum}: every row read so far is settled; rows after the "
+            "last STATE passed on are read again by the next run, which sends what is left.",
+            exit_code=128 + signum,
+        )
 
     def _count(
         self,

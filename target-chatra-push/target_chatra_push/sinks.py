@@ -65,6 +65,7 @@ class ChatraMessageSink(RecordSink):
         key_properties: Sequence[str] | None,
     ) -> None:
         self._delivery = target.delivery
+        self._stop_signals = target.stop_signals
         self._mapping = target.mappings.for_stream(stream_name)
         self._schema_check: RowSchemaCheck | None = None
         super().__init__(target, stream_name, schema, key_properties)
@@ -97,6 +98,7 @@ class ChatraMessageSink(RecordSink):
         if self.stream_name == MELTANO_TEST_STREAM:
             self._delivery.check_credentials()
             return
-        self._delivery.deliver(
-            self.stream_name, self._mapping, record, self.key_properties, problem
-        )
+        with self._stop_signals.busy():  # a signal waits until the row is settled
+            self._delivery.deliver(
+                self.stream_name, self._mapping, record, self.key_properties, problem
+            )

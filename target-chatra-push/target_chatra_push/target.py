@@ -11,6 +11,7 @@ from singer_sdk.target_base import Target
 
 from chatra_client import ConfigError, ConnectionSettings, connection_properties
 from chatra_client.plugin import ChatraPlugin
+from chatra_client.stopping import StopRequested, StopSignals
 from target_chatra_push.delivery import Delivery, RunStoppedError
 from target_chatra_push.mapping import StreamMappings
 from target_chatra_push.policy import DeliveryOptions
@@ -55,6 +56,8 @@ class TargetChatraPush(ChatraPlugin, Target):
     ).to_dict()
 
     default_sink_class = ChatraMessageSink
+    #: SIGTERM and SIGINT, handled while `invoke` runs: between rows, or at once while idle.
+    stop_signals = StopSignals(interrupt=True)
 
     def __init__(
         self,
@@ -92,6 +95,7 @@ class TargetChatraPush(ChatraPlugin, Target):
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         self.delivery = Delivery(options, connection=connection, logger=self.logger)
+        self.stop_signals.on_interrupt = self.delivery.stop_for_signal
 
     @override
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:
@@ -108,8 +112,9 @@ class TargetChatraPush(ChatraPlugin, Target):
         """
         if self.delivery.options.dry_run:
             return
-        super()._process_state_message(message_dict)
-        self.drain_all()
+        with self.stop_signals.busy():  # never half a STATE line
+            super()._process_state_message(message_dict)
+            self.drain_all()
 
     @override
     def _write_state_message(self, state: dict[str, t.Any]) -> None:
@@ -125,15 +130,30 @@ class TargetChatraPush(ChatraPlugin, Target):
 
     @override
     def process_endofpipe(self) -> None:
-        super().process_endofpipe()
-        self.delivery.finish()
+        with self.stop_signals.busy():
+            super().process_endofpipe()
+            self.delivery.finish()
 
     @classmethod
     @override
     def invoke(cls, **kwargs: t.Any) -> None:
-        """Run the target; a stopped run ends with one line naming the fix and exit code 1."""
+        """Run the target; a stopped run ends with one line naming the fix, never exit 0.
+
+        Exit code 1 when the run stopped itself, 128 + the signal's number when stopped by
+        SIGTERM or SIGINT.
+        """
+        stop = cls.stop_signals
+        stop.reset()
         try:
-            super().invoke(**kwargs)
-        except RunStoppedError as stop:
-            cls.logger.error("%s", stop)
-            sys.exit(1)
+            with stop.installed():
+                super().invoke(**kwargs)
+        except RunStoppedError as stopped:
+            cls.logger.error("%s", stopped)
+            sys.exit(stopped.exit_code)
+        except StopRequested as stopped:  # before the run had started
+            cls.logger.error("%s", stopped)
+            sys.exit(stop.exit_code(stopped.signum))
+        if stop.received is not None:
+            # The signal came as the input ended: every row is settled, but the run was stopped.
+            cls.logger.error("Stopped by signal %d after the last row.", stop.received)
+            sys.exit(stop.exit_code(stop.received))

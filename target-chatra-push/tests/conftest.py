@@ -150,6 +150,18 @@ class Kit:
         db.commit()
         db.close()
 
+    def statuses(self) -> list[str]:
+        """The status of every ledger row, read while a run may be writing it."""
+        if not self.ledger_path.exists():
+            return []
+        db = sqlite3.connect(f"{self.ledger_path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return [row[0] for row in db.execute("SELECT status FROM deliveries")]
+        except sqlite3.OperationalError:  # the table is not created yet
+            return []
+        finally:
+            db.close()
+
     def sent_ids(self) -> list[str]:
         return self.sent_ids_path.read_text(encoding="utf-8").splitlines()
 

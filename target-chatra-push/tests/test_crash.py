@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import collections
 import json
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ORDERS = Path(__file__).parent / "resources" / "orders.singer"
-
-
-def _statuses(ledger: Path) -> list[str]:
-    if not ledger.exists():
-        return []
-    db = sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-    try:
-        return [row[0] for row in db.execute("SELECT status FROM deliveries")]
-    except sqlite3.OperationalError:  # the table is not created yet
-        return []
-    finally:
-        db.close()
 
 
 def test_sigkill_mid_send_then_rerun_sends_nothing_twice(sandbox_with, kit, tmp_path):
@@ -40,7 +27,7 @@ def test_sigkill_mid_send_then_rerun_sends_nothing_twice(sandbox_with, kit, tmp_
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            statuses = _statuses(kit.ledger_path)
+            statuses = kit.statuses()
             if statuses.count("sent") >= 2 and "pending" in statuses:
                 break
             time.sleep(0.01)
