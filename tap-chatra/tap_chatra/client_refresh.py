@@ -62,6 +62,10 @@ class NamedClients:
         """The named clients."""
         return list(self._named)
 
+    def ids_as_written(self) -> list[str]:
+        """The named clients, in the order STATE lists them: by when last named."""
+        return self._named.written_ids()
+
 
 @dataclass(frozen=True)
 class RefreshRule:
@@ -84,5 +88,11 @@ class RefreshRule:
 
 
 def known_clients(configured: list[str], named: NamedClients, state: IdState) -> list[str]:
-    """Every client the stream tracks, in order: configured, named, then the rest of state."""
-    return list(dict.fromkeys([*configured, *named.ids(), *state.known_ids()]))
+    """Every client the stream tracks, in order: configured, named, then the rest of state.
+
+    Named and state IDs in the order STATE lists them, so that a run resumed from a STATE
+    written part-way through the clients stream plans the interrupted run again alike
+    (run_cursor.py); the order in memory depends on the history of this process.
+    """
+    named_ids = named.ids_as_written()
+    return list(dict.fromkeys([*configured, *named_ids, *state.known_ids_as_written()]))
