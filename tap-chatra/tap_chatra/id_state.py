@@ -116,6 +116,11 @@ class IdState:
         """Every ID with an entry: fetched, missing or failing."""
         return list(dict.fromkeys([*self._fetched, *self._missing, *self._failing]))
 
+    def known_ids_as_written(self) -> list[str]:
+        """`known_ids`, in the order STATE lists them (see IdMap.written_ids)."""
+        maps = (self._fetched, self._missing, self._failing)
+        return list(dict.fromkeys([i for m in maps for i in m.written_ids()]))
+
     def fetched_at(self, record_id: str) -> int | None:
         """When the ID was last fetched (the start of that minute), or None."""
         minute = self._fetched.minute(record_id)
@@ -199,6 +204,15 @@ class RefreshRun:
         after_previous = 0 if finished is None else finished // MINUTE + 1
         self._marks["started"] = started = max(int(now) // MINUTE, after_previous) * MINUTE
         return started
+
+    def marks(self) -> dict[str, t.Any]:
+        """The marks as they are now, for `restore`."""
+        return dict(self._marks)
+
+    def restore(self, marks: dict[str, t.Any]) -> None:
+        """Put back marks taken by `marks`."""
+        self._marks.clear()
+        self._marks.update(marks)
 
     def finish(self, now: float) -> None:
         """Mark the refresh complete."""

@@ -149,13 +149,19 @@ class TapChatra(ChatraPlugin, Tap):
         # now means that STATE is already in their compact, cached encoding, and the parsed
         # JSON is let go. (The given dict is only read: see id_state.py.)
         bookmarks = state.get("bookmarks")
-        for name, stream in self.streams.items():
-            if (
-                isinstance(stream, ChatraStream)
-                and isinstance(bookmarks, dict)
-                and name in bookmarks
-            ):
-                stream.read_id_state()
+        resuming = [
+            stream
+            for name, stream in self.streams.items()
+            if isinstance(stream, ChatraStream)
+            and isinstance(bookmarks, dict)
+            and name in bookmarks
+        ]
+        for stream in resuming:
+            stream.read_id_state()
+        # A run killed mid-stream left a cursor (run_cursor.py): take over what it did before
+        # the sync's first STATE, so that a kill of this run keeps it too.
+        for stream in resuming:
+            stream.resume_interrupted_run()
 
     @override
     def discover_streams(self) -> list[Stream]:
