@@ -144,10 +144,11 @@ TAP_SETTINGS = th.PropertiesList(
         title="STATE bytes per hour",
         description=(
             "Meltano stores every STATE message whole, and each holds the entry of every ID "
-            "done before the running stream started (about 20 bytes an ID). The interval between them grows with their size so that about "
-            "this many bytes are written an hour, from state_flush_seconds up to "
-            "state_max_flush_seconds, which wins: more bytes an hour mean less work lost to a "
-            "kill, fewer mean less written to the state backend. 0 keeps state_flush_seconds."
+            "done before the running stream started (about 20 bytes an ID). The interval "
+            "between them grows with their size so that about this many bytes are written an "
+            "hour, from state_flush_seconds up to state_max_flush_seconds, which wins: more "
+            "bytes an hour mean less work lost to a kill, fewer mean less written to the state "
+            "backend. 0 keeps state_flush_seconds."
         ),
         examples=[5_000_000, 50_000_000],
     ),
