@@ -304,3 +304,34 @@ def test_a_resumed_run_never_skips_an_id_that_was_not_fetched(sources, outcomes,
     if edit in {"none", "append"}:
         # The cursor was taken over: nothing it covers is fetched again.
         assert not fetched & set(plan.to_fetch)
+
+
+def test_new_webhook_ids_keep_the_cursor_and_are_fetched_too(chatra_sandbox_factory, kit, caplog):
+    server = _slow(chatra_sandbox_factory)
+    path, _ = kit.events_file(server, 12)
+    config = kit.config(
+        server, webhook_events_file=str(path), fetch_message_clients=False, max_concurrency=1,
+        state_flush_seconds=0.03,
+    )  # fmt: skip
+    first = kit.run(config)
+    assert len(first.ids("messages")) >= 8
+    resume_from = _mid_run(kit, first, "messages", len(first.ids("messages")))
+    bookmark = resume_from["bookmarks"]["messages"]
+    done = bookmark["run"]["done"]
+    # The queue, as the webhook streams left it, is the run's plan, in order.
+    queued = list(bookmark["webhook_ids"])
+    assert queued == first.ids("messages")
+    kit.events_file(server, 4, first=12)  # more chats' webhooks, appended to the file
+    server.reset_log()
+    caplog.clear()
+
+    with caplog.at_level(logging.INFO):
+        second = kit.run(config, state=resume_from)
+
+    assert not [m for m in caplog.messages if REDONE in m]
+    asked = kit.gets(server, "messages")
+    assert not set(queued[:done]) & set(asked)
+    assert set(queued[done:]) <= set(asked)
+    new_ids = set(asked) - set(queued)
+    assert new_ids, "the appended webhooks named no new message"
+    assert set(first.ids("messages")) | set(second.ids("messages")) >= set(queued) | new_ids
