@@ -9,8 +9,9 @@ every known client is fetched on every run.
 Known clients are the configured ones, the named ones and every client in the stream's
 per-ID state: a client stays known (and refreshed) until a full refresh forgets the state.
 
-The names wait in the clients bookmark under `named` (grouped by the minute they were last
-named, like the other per-ID maps) until the client is fetched, so a client named by a run
+The names wait in the clients bookmark under `named` (grouped by the minute they were first
+named since the client's last fetch, like the other per-ID maps; see
+ClientsStream.note_named) until the client is fetched, so a client named by a run
 that did not sync clients is fetched by the next one that does. A fetch takes the ID out of
 `named` at once; the time is there for Meltano's merge of a killed run's partial STATE, which
 can bring back a name that the fetch after it had already covered. Times are kept to the

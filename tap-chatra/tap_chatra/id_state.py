@@ -15,10 +15,10 @@ IDs are grouped by the UTC minute of their fetch (or 404, or failure); a client 
 32-bit fingerprint of the version last emitted. `refresh` (epoch seconds) marks the run that
 refreshes the clients due, so a run resumed after a crash skips the clients that the
 interrupted run already did; `named` holds the clients named by a message or a webhook event
-since their last fetch, by the minute they were named (see client_refresh.py). `failing`
-holds IDs set aside after their retries ran out (or their answer was unusable): when, and in
-the fingerprint's place how many runs in a row and why; it appears only once an ID fails. The
-earlier layout, with one entry per ID (`{"<id>": 1700000000}`, a client's
+since their last fetch, by the minute they were first named since (see client_refresh.py).
+`failing` holds IDs set aside after their retries ran out (or their answer was unusable):
+when, and in the fingerprint's place how many runs in a row and why; it appears only once an
+ID fails. The earlier layout, with one entry per ID (`{"<id>": 1700000000}`, a client's
 `"1700000000:AbCdEf"`, a failing ID's `"1700000000:2:HTTP 503"`), is still read, and written
 back in this one; so is the earlier `queued` list of message clients (see client_refresh.py).
 

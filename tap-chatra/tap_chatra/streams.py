@@ -110,6 +110,20 @@ class ClientsStream(ChatraStream):
             is_due=rule.is_due,
         )
 
+    def note_named(self, client_id: str, now: int) -> None:
+        """Note that a message or a webhook event named this client now.
+
+        A client already named since its last fetch keeps that name: it is due either way,
+        and it keeps its place in the order STATE lists the names, which a resumed clients
+        stream plans in (run_cursor.py). A backfill names the same client again and again.
+        """
+        named_at = self.named.named_at(client_id)
+        if named_at is not None:
+            fetched_at = self.id_state.fetched_at(client_id)
+            if fetched_at is None or named_at >= fetched_at:
+                return
+        self.named.add(client_id, now)
+
     @override
     def after_fetch(self, record_id: str) -> None:
         self.named.fetched(record_id)

@@ -190,7 +190,7 @@ class TapChatra(ChatraPlugin, Tap):
         """
         clients = self.streams.get("clients")
         if self.config.get("fetch_message_clients", True) and isinstance(clients, ClientsStream):
-            clients.named.add(client_id, int(time.time()))
+            clients.note_named(client_id, int(time.time()))
 
     def queue_event_ids(self, found: EventIds) -> None:
         """Have the REST streams fetch, in this run, the records a webhook event names.
@@ -210,7 +210,7 @@ class TapChatra(ChatraPlugin, Tap):
         clients = self.streams.get("clients")
         if isinstance(clients, ClientsStream) and clients.selected:
             for client_id in found.clients:
-                clients.named.add(client_id, now)
+                clients.note_named(client_id, now)
 
     def check_connection(self) -> None:
         """Read the ID sources, then prove the keys with one harmless request.
