@@ -2,6 +2,8 @@
 
 Records are emitted in ID order from the main thread; per-ID state is updated only after the
 record it covers has been written, so every STATE message covers exactly what was emitted.
+While a stream runs, its STATE holds the bookmark of the run's start and a cursor into the
+run's plan instead of every ID fetched so far (run_cursor.py).
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from tap_chatra.errors import (
     UnexpectedBodyError,
     unusable_answer,
 )
-from tap_chatra.id_sources import IdSourceError
+from tap_chatra.id_map import MINUTE
+from tap_chatra.id_sources import IdSourceError, collect_ids
 from tap_chatra.id_state import IdState, Plan, plan_fetches
 from tap_chatra.progress import Periodic, Progress, format_duration
 from tap_chatra.records import RecordShaper
+from tap_chatra.run_cursor import RUN_KEY, Interrupted, RunCursor
 from tap_chatra.set_aside import SetAsideLog
 from tap_chatra.state_flush import FlushSchedule
 from tap_chatra.workers import Cancelled, WorkerPool, in_order
@@ -73,6 +77,7 @@ class ChatraStream(RESTStream[None]):
         self._chatra = tap
         self._pool: WorkerPool | None = None
         self._set_aside = SetAsideLog(self.name)
+        self._cursor: RunCursor | None = None
 
     # HTTP: the SDK's hooks, backed by chatra_client.
 
@@ -183,23 +188,134 @@ class ChatraStream(RESTStream[None]):
         self._write_state_message()
         return self._chatra.state_writer_bytes()
 
+    @override
+    def _write_state_message(self) -> None:
+        """The SDK's writer of STATE; while a run goes on, with its cursor (run_cursor.py).
+
+        Every STATE of a run goes through here, the SDK's own (every `STATE_MSG_FREQUENCY`
+        records) too, so none lists the IDs of an unfinished run one by one.
+        tests/test_sdk_internals.py fails if an SDK upgrade writes STATE another way.
+        """
+        cursor = self._cursor
+        if cursor is None or self.state_manager.is_flushed:
+            super()._write_state_message()
+            return
+        with cursor.in_bookmark():
+            super()._write_state_message()
+
+    # A run's cursor (run_cursor.py).
+
+    def begin_run(self, started: int) -> None:
+        """From here on, STATE holds this bookmark as it is now and a cursor into the plan.
+
+        `started` is the `now` the plan was made with; the plan must be this stream's
+        `plan(started)`, and its IDs go to `fetched` or `settled` in order.
+        """
+        listed = self._chatra.id_lists.listed[self.name]
+        self._cursor = RunCursor(self.stream_state, started=started, listed=listed)
+
+    def end_run(self) -> None:
+        """The run is over (done, stopped or failed): STATE is the full bookmark again."""
+        self._cursor = None
+
+    def fetched(self, record_id: str, now: int, digest: str | None = None) -> None:
+        """Record a fetch (emitted, or unchanged) of the plan's next ID."""
+        self.id_state.mark_fetched(record_id, now, digest)
+        self.after_fetch(record_id)
+        if self._cursor is not None:
+            self._cursor.settle(record_id, fetched=True)
+
+    def settled(self, record_id: str) -> None:
+        """The plan's next ID is done without a fetch (404, set aside, rejected, invalid).
+
+        Its mark in per-ID state reaches only the STATE at the stream's end: a run killed
+        before that tries the ID again (one request), which the cursor notes under `retry`.
+        """
+        if self._cursor is not None:
+            self._cursor.settle(record_id, fetched=False)
+
+    def resume_interrupted_run(self) -> None:
+        """Take over what a killed run did, from the cursor its last STATE left, if any.
+
+        Plans that run again (the same bookmark, the same sources as it read them, its
+        `now`); when the start of that plan is what the cursor says was done, its IDs are
+        marked fetched at the run's start. Otherwise they are fetched again, with a warning.
+        """
+        value = self.stream_state.pop(RUN_KEY, None)
+        if value is None:
+            return
+        interrupted = Interrupted.read(value)
+        if interrupted is None:
+            self.logger.warning(
+                "%s: STATE key '%s' is not readable; the interrupted run's fetches are done again.",
+                self.name,
+                RUN_KEY,
+            )
+            return
+        if not interrupted.done:
+            return
+        plan = self.replan(interrupted)
+        if not interrupted.matches(plan.to_fetch):
+            self.logger.warning(
+                "%s: the interrupted run's %d fetches are done again: its ID sources changed "
+                "since (edited, reordered or shortened), or its STATE was merged with a later "
+                "one's.",
+                self.name,
+                interrupted.done,
+            )
+            return
+        stamp = self.resume_stamp(interrupted.started)
+        resumed = 0
+        for record_id in plan.to_fetch[: interrupted.done]:
+            if record_id in interrupted.retry:
+                continue
+            fetched_at = self.id_state.fetched_at(record_id)
+            if fetched_at is None or fetched_at < stamp // MINUTE * MINUTE:
+                self.id_state.mark_fetched(record_id, stamp)
+                self.after_fetch(record_id)
+            resumed += 1
+        self.logger.info(
+            "%s: resuming an interrupted run: %d IDs it fetched are not fetched again%s.",
+            self.name,
+            resumed,
+            f", {len(interrupted.retry)} it did not fetch are tried again"
+            if interrupted.retry
+            else "",
+        )
+
+    def replan(self, interrupted: Interrupted) -> Plan:
+        """The plan an interrupted run made, from the bookmark it started from."""
+        done = {self.name: self.id_state.is_fetched} if not self.refreshes_every_run else {}
+        sources = collect_ids(
+            self.config, self.logger, done, limits={self.name: interrupted.listed}
+        )
+        return self.plan(interrupted.started, configured=sources.for_stream(self.name))
+
+    def resume_stamp(self, started: int) -> int:
+        """The time to record for an ID an interrupted run that started then fetched."""
+        return started
+
     # What to fetch; subclasses add to these.
 
-    def source_ids(self) -> list[str]:
-        """Every ID this stream was given, in order, without duplicates."""
-        return self._chatra.id_lists.for_stream(self.name)
+    def source_ids(self, configured: list[str] | None = None) -> list[str]:
+        """Every ID this stream was given, in order, without duplicates.
 
-    def plan(self, now: float) -> Plan:
-        """Which of the source IDs to fetch in this run."""
+        `configured`: the IDs of the config list and the ID file, if not as read for this run.
+        """
+        return self._chatra.id_lists.for_stream(self.name) if configured is None else configured
+
+    def plan(self, now: float, *, configured: list[str] | None = None) -> Plan:
+        """Which of the source IDs to fetch in this run (see `source_ids`)."""
         plan = plan_fetches(
-            self.source_ids(),
+            self.source_ids(configured),
             self.id_state,
             now=int(now),
             missing_retry_seconds=self._chatra.missing_retry_seconds,
             is_due=None,
         )
-        # Those the ID sources already left out as fetched (TapChatra.id_lists).
-        plan.already_fetched += self._chatra.id_lists.left_out[self.name]
+        if configured is None:
+            # Those the ID sources already left out as fetched (TapChatra.id_lists).
+            plan.already_fetched += self._chatra.id_lists.left_out[self.name]
         return plan
 
     def stamp(self) -> int:
@@ -283,7 +399,8 @@ class ChatraStream(RESTStream[None]):
     @override
     def get_records(self, context: Context | None) -> Iterator[Body]:
         self._stop_if_asked()
-        plan = self.plan(time.time())
+        now = int(time.time())
+        plan = self.plan(now)
         self._log_plan(plan)
         concurrency = int(self.config.get("max_concurrency", 4))
         progress = Progress(
@@ -300,6 +417,7 @@ class ChatraStream(RESTStream[None]):
             self._chatra.stop_signals.waking(pool.stopping),
         ):
             self._pool = pool
+            self.begin_run(now)
             try:
                 fetch = self.request_decorator(self._request)
                 calls = in_order(pool, plan.to_fetch, self._starter(fetch), ahead=2 * concurrency)
@@ -307,12 +425,15 @@ class ChatraStream(RESTStream[None]):
                     for record_id, future in calls:
                         body = self._settle(record_id, future, periodic, counts)
                         request_counter.increment()
-                        if body is not None:
+                        if body is None:
+                            self.settled(record_id)
+                        else:
                             yield from self._emit_if_new(record_id, body, counts)
                         progress.advance()
                         self._stop_if_asked()
                         periodic.run_due()
             finally:
+                self.end_run()
                 self._pool = None
         self.finish(time.time())
         self.logger.info("%s", self._summary(counts))
@@ -325,6 +446,7 @@ class ChatraStream(RESTStream[None]):
         signum = self._chatra.stop_signals.received
         if signum is None:
             return
+        self.end_run()  # the full STATE: it keeps this run's 404s and failures too
         self.emit_state_now()
         msg = (
             f"Stopped by signal {signum} during stream '{self.name}'; STATE covers every "
@@ -363,6 +485,7 @@ class ChatraStream(RESTStream[None]):
         except Exception:
             # 401/403 or anything unforeseen: the run stops here, and STATE first covers
             # every record already written.
+            self.end_run()
             self.emit_state_now()
             raise
         self.id_state.mark_missing(record_id, self.stamp())
@@ -395,6 +518,7 @@ class ChatraStream(RESTStream[None]):
             # Not these IDs' fault: the next run tries them at once, with no growing wait.
             for record_id in self._set_aside.reasons:
                 self.id_state.clear_failing(record_id)
+            self.end_run()
             self.emit_state_now()
             raise SystemicFailureError(reason)
 
@@ -410,8 +534,7 @@ class ChatraStream(RESTStream[None]):
             self.after_emit(body)
         else:
             counts["unchanged"] += 1
-        self.id_state.mark_fetched(record_id, self.stamp(), digest)
-        self.after_fetch(record_id)
+        self.fetched(record_id, self.stamp(), digest)
 
     def _check_answer_id(self, record_id: str, body: Body, counts: Counter[str]) -> None:
         answered = body.get("id")

@@ -9,8 +9,9 @@ every known client is fetched on every run.
 Known clients are the configured ones, the named ones and every client in the stream's
 per-ID state: a client stays known (and refreshed) until a full refresh forgets the state.
 
-The names wait in the clients bookmark under `named` (grouped by the minute they were last
-named, like the other per-ID maps) until the client is fetched, so a client named by a run
+The names wait in the clients bookmark under `named` (grouped by the minute they were first
+named since the client's last fetch, like the other per-ID maps; see
+ClientsStream.note_named) until the client is fetched, so a client named by a run
 that did not sync clients is fetched by the next one that does. A fetch takes the ID out of
 `named` at once; the time is there for Meltano's merge of a killed run's partial STATE, which
 can bring back a name that the fetch after it had already covered. Times are kept to the
@@ -62,6 +63,10 @@ class NamedClients:
         """The named clients."""
         return list(self._named)
 
+    def ids_as_written(self) -> list[str]:
+        """The named clients, in the order STATE lists them: by when last named."""
+        return self._named.written_ids()
+
 
 @dataclass(frozen=True)
 class RefreshRule:
@@ -84,5 +89,11 @@ class RefreshRule:
 
 
 def known_clients(configured: list[str], named: NamedClients, state: IdState) -> list[str]:
-    """Every client the stream tracks, in order: configured, named, then the rest of state."""
-    return list(dict.fromkeys([*configured, *named.ids(), *state.known_ids()]))
+    """Every client the stream tracks, in order: configured, named, then the rest of state.
+
+    Named and state IDs in the order STATE lists them, so that a run resumed from a STATE
+    written part-way through the clients stream plans the interrupted run again alike
+    (run_cursor.py); the order in memory depends on the history of this process.
+    """
+    named_ids = named.ids_as_written()
+    return list(dict.fromkeys([*configured, *named_ids, *state.known_ids_as_written()]))

@@ -228,6 +228,18 @@ class IdMap(Encoded):
     def __iter__(self) -> t.Iterator[str]:
         return iter(self._minute_of)
 
+    def written_ids(self) -> list[str]:
+        """The IDs in the order the map's JSON lists them: by minute, oldest first.
+
+        Not the order of iteration, which keeps an ID where it was first put. A map read back
+        from a STATE iterates in this order, so a plan made in it is made again alike from
+        that STATE (run_cursor.py).
+        """
+        ids: list[str] = []
+        for part in self.frozen().parts:
+            ids.extend(json.loads("{" + part + "}").popitem()[1])
+        return ids
+
     def minute(self, record_id: str) -> int | None:
         """The minute of the ID's entry, or None."""
         return self._minute_of.get(record_id)

@@ -13,13 +13,14 @@ import json
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from chatra_client import id_problem
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 STREAMS = ("messages", "pushed_messages", "clients")
 
@@ -77,12 +78,16 @@ class IdLists:
     )
     done: Mapping[str, Callable[[str], bool]] = field(default_factory=dict)
     left_out: Counter[str] = field(default_factory=Counter)
+    #: Per stream, how many IDs each source gave, in reading order (inline list, file).
+    listed: dict[str, list[int]] = field(default_factory=lambda: {name: [] for name in STREAMS})
 
     def add(self, stream: str, record_ids: Iterable[str]) -> None:
-        """Append IDs to a stream's list, keeping only the first of any duplicates."""
+        """Append one source's IDs to a stream's list, keeping the first of any duplicates."""
         target = self.ids[stream]
         done = self.done.get(stream)
+        self.listed[stream].append(0)
         for record_id in record_ids:
+            self.listed[stream][-1] += 1
             if done is not None and done(record_id):
                 self.left_out[stream] += 1
             else:
@@ -225,19 +230,32 @@ def collect_ids(
     config: Mapping[str, t.Any],
     logger: logging.Logger,
     done: Mapping[str, Callable[[str], bool]] | None = None,
+    *,
+    limits: Mapping[str, Sequence[int]] | None = None,
 ) -> IdLists:
     """Read every configured ID list, in order: inline lists, then ID files.
 
-    IDs that `done` says are done for good are only counted (IdLists.left_out).
+    IDs that `done` says are done for good are only counted (IdLists.left_out). With
+    `limits`, only the streams named there are read, each source only up to the count given
+    (as `IdLists.listed` counted them): the sources as an earlier run read them, if they only
+    grew at the end since.
 
     Raises:
         IdSourceError: If any configured file cannot be used; nothing has been fetched yet.
     """
     lists = IdLists(done=done or {})
-    for stream in STREAMS:
+    for stream in STREAMS if limits is None else [s for s in STREAMS if s in limits]:
+        counts = list(limits[stream]) if limits is not None else []
+        sources: list[Iterable[str]] = []
         setting = LIST_SETTINGS[stream]
-        lists.add(stream, _ids_from_setting(config.get(setting), setting, logger))
+        sources.append(_ids_from_setting(config.get(setting), setting, logger))
         if file_name := config.get(FILE_SETTINGS[stream]):
             path = Path(file_name).expanduser()
-            lists.add(stream, iter_id_file(path, setting=FILE_SETTINGS[stream], logger=logger))
+            sources.append(iter_id_file(path, setting=FILE_SETTINGS[stream], logger=logger))
+        for position, source in enumerate(sources):
+            if limits is None:
+                lists.add(stream, source)
+            else:
+                count = counts[position] if position < len(counts) else 0
+                lists.add(stream, islice(source, count))
     return lists

@@ -15,10 +15,10 @@ IDs are grouped by the UTC minute of their fetch (or 404, or failure); a client 
 32-bit fingerprint of the version last emitted. `refresh` (epoch seconds) marks the run that
 refreshes the clients due, so a run resumed after a crash skips the clients that the
 interrupted run already did; `named` holds the clients named by a message or a webhook event
-since their last fetch, by the minute they were named (see client_refresh.py). `failing`
-holds IDs set aside after their retries ran out (or their answer was unusable): when, and in
-the fingerprint's place how many runs in a row and why; it appears only once an ID fails. The
-earlier layout, with one entry per ID (`{"<id>": 1700000000}`, a client's
+since their last fetch, by the minute they were first named since (see client_refresh.py).
+`failing` holds IDs set aside after their retries ran out (or their answer was unusable):
+when, and in the fingerprint's place how many runs in a row and why; it appears only once an
+ID fails. The earlier layout, with one entry per ID (`{"<id>": 1700000000}`, a client's
 `"1700000000:AbCdEf"`, a failing ID's `"1700000000:2:HTTP 503"`), is still read, and written
 back in this one; so is the earlier `queued` list of message clients (see client_refresh.py).
 
@@ -116,6 +116,11 @@ class IdState:
         """Every ID with an entry: fetched, missing or failing."""
         return list(dict.fromkeys([*self._fetched, *self._missing, *self._failing]))
 
+    def known_ids_as_written(self) -> list[str]:
+        """`known_ids`, in the order STATE lists them (see IdMap.written_ids)."""
+        maps = (self._fetched, self._missing, self._failing)
+        return list(dict.fromkeys([i for m in maps for i in m.written_ids()]))
+
     def fetched_at(self, record_id: str) -> int | None:
         """When the ID was last fetched (the start of that minute), or None."""
         minute = self._fetched.minute(record_id)
@@ -199,6 +204,15 @@ class RefreshRun:
         after_previous = 0 if finished is None else finished // MINUTE + 1
         self._marks["started"] = started = max(int(now) // MINUTE, after_previous) * MINUTE
         return started
+
+    def marks(self) -> dict[str, t.Any]:
+        """The marks as they are now, for `restore`."""
+        return dict(self._marks)
+
+    def restore(self, marks: dict[str, t.Any]) -> None:
+        """Put back marks taken by `marks`."""
+        self._marks.clear()
+        self._marks.update(marks)
 
     def finish(self, now: float) -> None:
         """Mark the refresh complete."""

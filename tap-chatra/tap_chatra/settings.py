@@ -129,8 +129,11 @@ TAP_SETTINGS = th.PropertiesList(
         title="Shortest STATE interval (seconds)",
         description=(
             "STATE messages are at least this far apart while a stream runs (and one follows "
-            "the end of each stream); a killed run resumes from the last one. As the STATE "
-            "grows the interval grows too, see state_bytes_per_hour."
+            "the end of each stream); a killed run resumes from the last one. While a stream "
+            "runs, its STATE holds its state as the run started plus a cursor (about 150 "
+            "bytes) saying how far the run got, not every ID fetched so far; the STATE after "
+            "the stream's end holds them all. As the STATE grows the interval grows too, see "
+            "state_bytes_per_hour."
         ),
     ),
     th.Property(
@@ -140,11 +143,12 @@ TAP_SETTINGS = th.PropertiesList(
         minimum=0,
         title="STATE bytes per hour",
         description=(
-            "Meltano stores every STATE message whole, and each holds every ID's entry (about "
-            "20 bytes an ID). The interval between them grows with their size so that about "
-            "this many bytes are written an hour, from state_flush_seconds up to "
-            "state_max_flush_seconds, which wins: more bytes an hour mean less work lost to a "
-            "kill, fewer mean less written to the state backend. 0 keeps state_flush_seconds."
+            "Meltano stores every STATE message whole, and each holds the entry of every ID "
+            "done before the running stream started (about 20 bytes an ID). The interval "
+            "between them grows with their size so that about this many bytes are written an "
+            "hour, from state_flush_seconds up to state_max_flush_seconds, which wins: more "
+            "bytes an hour mean less work lost to a kill, fewer mean less written to the state "
+            "backend. 0 keeps state_flush_seconds."
         ),
         examples=[5_000_000, 50_000_000],
     ),
@@ -156,8 +160,9 @@ TAP_SETTINGS = th.PropertiesList(
         title="Longest STATE interval (seconds)",
         description=(
             "STATE messages are never further apart than this while a stream runs, whatever "
-            "their size: a killed run fetches again at most this much work. Longer writes "
-            "fewer bytes on a large backfill."
+            "their size: a killed run fetches again at most this much work, plus the requests "
+            "in flight and the IDs that answered 404 or failed since the stream started. "
+            "Longer writes fewer bytes when the state a run starts from is large."
         ),
     ),
     th.Property(

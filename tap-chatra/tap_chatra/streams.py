@@ -16,6 +16,9 @@ from tap_chatra.id_state import Plan, RefreshRun, fingerprint, plan_fetches
 from tap_chatra.settings import DEFAULT_FINGERPRINT_IGNORE
 from tap_chatra.webhook_ids import WebhookIdsStream
 
+if t.TYPE_CHECKING:
+    from tap_chatra.run_cursor import Interrupted
+
 SCHEMAS = SchemaDirectory(schemas)
 
 
@@ -78,8 +81,8 @@ class ClientsStream(ChatraStream):
         _ = self.refresh_run, self.named
 
     @override
-    def source_ids(self) -> list[str]:
-        return known_clients(super().source_ids(), self.named, self.id_state)
+    def source_ids(self, configured: list[str] | None = None) -> list[str]:
+        return known_clients(super().source_ids(configured), self.named, self.id_state)
 
     @override
     def change_fingerprint(self, body: dict[str, t.Any]) -> str:
@@ -92,7 +95,7 @@ class ClientsStream(ChatraStream):
         return frozenset(name for name in names or () if isinstance(name, str))
 
     @override
-    def plan(self, now: float) -> Plan:
+    def plan(self, now: float, *, configured: list[str] | None = None) -> Plan:
         self._refresh_started = self.refresh_run.start(now)
         rule = RefreshRule(
             self.named,
@@ -100,16 +103,46 @@ class ClientsStream(ChatraStream):
             refresh_seconds=float(self.config.get("client_refresh_hours", 24)) * 3600,
         )
         return plan_fetches(
-            self.source_ids(),
+            self.source_ids(configured),
             self.id_state,
             now=int(now),
             missing_retry_seconds=self._chatra.missing_retry_seconds,
             is_due=rule.is_due,
         )
 
+    def note_named(self, client_id: str, now: int) -> None:
+        """Note that a message or a webhook event named this client now.
+
+        A client already named since its last fetch keeps that name: it is due either way,
+        and it keeps its place in the order STATE lists the names, which a resumed clients
+        stream plans in (run_cursor.py). A backfill names the same client again and again.
+        """
+        named_at = self.named.named_at(client_id)
+        if named_at is not None:
+            fetched_at = self.id_state.fetched_at(client_id)
+            if fetched_at is None or named_at >= fetched_at:
+                return
+        self.named.add(client_id, now)
+
     @override
     def after_fetch(self, record_id: str) -> None:
         self.named.fetched(record_id)
+
+    @override
+    def replan(self, interrupted: Interrupted) -> Plan:
+        # Planning again resumes the interrupted run's refresh (RefreshRun.start), which its
+        # STATE holds as started; if that plan is not the one the cursor counted, this run
+        # starts its own refresh as it would have.
+        marks = self.refresh_run.marks()
+        plan = super().replan(interrupted)
+        if not interrupted.matches(plan.to_fetch):
+            self.refresh_run.restore(marks)
+        return plan
+
+    @override
+    def resume_stamp(self, started: int) -> int:
+        # As `stamp` did in the interrupted run: no earlier than its refresh's start.
+        return max(started, self._refresh_started)
 
     @override
     def stamp(self) -> int:

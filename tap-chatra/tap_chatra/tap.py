@@ -140,13 +140,19 @@ class TapChatra(ChatraPlugin, Tap):
         # now means that STATE is already in their compact, cached encoding, and the parsed
         # JSON is let go. (The given dict is only read: see id_state.py.)
         bookmarks = state.get("bookmarks")
-        for name, stream in self.streams.items():
-            if (
-                isinstance(stream, ChatraStream)
-                and isinstance(bookmarks, dict)
-                and name in bookmarks
-            ):
-                stream.read_id_state()
+        resuming = [
+            stream
+            for name, stream in self.streams.items()
+            if isinstance(stream, ChatraStream)
+            and isinstance(bookmarks, dict)
+            and name in bookmarks
+        ]
+        for stream in resuming:
+            stream.read_id_state()
+        # A run killed mid-stream left a cursor (run_cursor.py): take over what it did before
+        # the sync's first STATE, so that a kill of this run keeps it too.
+        for stream in resuming:
+            stream.resume_interrupted_run()
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -175,7 +181,7 @@ class TapChatra(ChatraPlugin, Tap):
         """
         clients = self.streams.get("clients")
         if self.config.get("fetch_message_clients", True) and isinstance(clients, ClientsStream):
-            clients.named.add(client_id, int(time.time()))
+            clients.note_named(client_id, int(time.time()))
 
     def queue_event_ids(self, found: EventIds) -> None:
         """Have the REST streams fetch, in this run, the records a webhook event names.
@@ -195,7 +201,7 @@ class TapChatra(ChatraPlugin, Tap):
         clients = self.streams.get("clients")
         if isinstance(clients, ClientsStream) and clients.selected:
             for client_id in found.clients:
-                clients.named.add(client_id, now)
+                clients.note_named(client_id, now)
 
     def check_connection(self) -> None:
         """Read the ID sources, then prove the keys with one harmless request.

@@ -57,8 +57,8 @@ class WebhookIdsStream(ChatraStream):
         return WebhookIds(self.stream_state, logger=self.logger)
 
     @override
-    def source_ids(self) -> list[str]:
-        return list(dict.fromkeys([*super().source_ids(), *self.webhook_ids.ids()]))
+    def source_ids(self, configured: list[str] | None = None) -> list[str]:
+        return list(dict.fromkeys([*super().source_ids(configured), *self.webhook_ids.ids()]))
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, t.Any]]:

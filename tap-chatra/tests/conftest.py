@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from chatra_sandbox.conversations import new_conversation
+from tap_chatra.id_map import read_ids
 from tap_chatra.tap import TapChatra
 
 if t.TYPE_CHECKING:
@@ -149,6 +150,38 @@ class Kit:
         environment.pop("LOGLEVEL", None)
         environment.update(extra or {})
         return environment
+
+    @staticmethod
+    def covered(config: dict[str, t.Any], state: dict[str, t.Any]) -> dict[str, set[str]]:
+        """Per REST stream, the IDs a run resumed from `state` takes as fetched.
+
+        Those of the bookmarks, and those an interrupted run's cursor covers (the tap itself
+        reads the cursor, as it does when a run starts from that STATE).
+        """
+        return {name: set(ids) for name, ids in Kit.resumed_fetched(config, state).items()}
+
+    @staticmethod
+    def resumed_fetched(
+        config: dict[str, t.Any], state: dict[str, t.Any]
+    ) -> dict[str, dict[str, int]]:
+        """Per REST stream, ID -> when fetched, as a run resumed from `state` takes it."""
+        tap = TapChatra(config=config, state=json.loads(json.dumps(state)))
+        fetched: dict[str, dict[str, int]] = {}
+        for name in ("messages", "pushed_messages", "clients"):
+            id_state = tap.streams[name].id_state  # type: ignore[attr-defined]
+            fetched[name] = {
+                record_id: when
+                for record_id in id_state.known_ids()
+                if (when := id_state.fetched_at(record_id)) is not None
+            }
+        return fetched
+
+    @staticmethod
+    def progress(state: dict[str, t.Any], stream: str) -> int:
+        """How many of a stream's IDs a STATE shows done: in its bookmark, or by its cursor."""
+        bookmark = state.get("bookmarks", {}).get(stream, {})
+        run = bookmark.get("run") or {}
+        return len(read_ids(bookmark.get("fetched"))) + run.get("done", 0)
 
     @staticmethod
     def last_line(stderr: str) -> str:

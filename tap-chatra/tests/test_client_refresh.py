@@ -160,3 +160,21 @@ def test_the_plan_says_how_long_the_requests_take_at_the_pace(chatra_sandbox, ki
     kit.run(config)
     assert "clients: 3 IDs to fetch: 3 requests, about 0s at 5850.0 a minute." in caplog.text
     assert "messages: 0 IDs to fetch: 0 requests, about 0s at 5850.0 a minute." in caplog.text
+
+
+def test_a_client_named_again_before_its_fetch_keeps_its_first_name_and_place() -> None:
+    # A backfill names a client with each of its messages; it is due from the first, and
+    # moving it to the latest minute would reorder the names a resumed run plans in.
+    from tap_chatra.tap import TapChatra  # noqa: PLC0415 - an offline tap, for its clients stream
+
+    state = {"bookmarks": {"clients": {"fetched": {minute_key(NOW // 60 - 10): {"old": "fp"}}}}}
+    tap = TapChatra(config={"api_key_pair": "pub:secret"}, state=state)
+    clients = tap.streams["clients"]
+    clients.named.add("old", NOW - 3600)  # a name from before its fetch (a merged STATE)
+    for client_id, when in [("a", NOW), ("b", NOW + 60), ("a", NOW + 120), ("old", NOW + 180)]:
+        clients.note_named(client_id, when)
+
+    assert clients.named.named_at("a") == NOW
+    # Named after its last fetch only now: that name counts.
+    assert clients.named.named_at("old") == NOW + 180
+    assert clients.named.ids_as_written() == ["a", "b", "old"]

@@ -24,12 +24,11 @@ def _start(kit, config: dict, *, stderr: int) -> subprocess.Popen[str]:
     )
 
 
-def _mid_stream(stream: str, total: int):
+def _mid_stream(kit, stream: str, total: int):
     """A test for a STATE line that shows `stream` part-way done."""
 
     def check(state: dict) -> bool:
-        fetched = read_ids(state["bookmarks"].get(stream, {}).get("fetched"))
-        return total // 5 <= len(fetched) <= total * 3 // 5
+        return total // 5 <= kit.progress(state, stream) <= total * 3 // 5
 
     return check
 
@@ -51,7 +50,7 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
     all_pushed = {m: server.store.pushed_messages[m] for m in server.ids("pushed_messages")}
     all_clients = {r["clientId"] for r in [*all_messages.values(), *all_pushed.values()]}
     stop_when = _mid_stream(
-        stop_in, len(all_messages) if stop_in == "messages" else len(all_clients)
+        kit, stop_in, len(all_messages) if stop_in == "messages" else len(all_clients)
     )
 
     process = _start(kit, config, stderr=subprocess.DEVNULL)
@@ -82,9 +81,11 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
     ]:
         assert set(first.ids(stream)) | set(second.ids(stream)) == expected, stream
         assert len(second.ids(stream)) == len(set(second.ids(stream))), stream
-    # Nothing the resumed-from STATE covers is fetched or emitted again.
+    # Nothing the resumed-from STATE covers (its bookmarks, and its run's cursor) is fetched
+    # or emitted again.
     bookmarks = resume_from["bookmarks"]
-    covered = set(read_ids(bookmarks.get("messages", {}).get("fetched")))
+    resumed = kit.resumed_fetched(config, resume_from)
+    covered = set(resumed["messages"])
     asked_second = kit.gets(server)
     assert covered.isdisjoint(asked_second)
     assert covered.isdisjoint(second.ids("messages"))
@@ -92,7 +93,7 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
         started = bookmarks["clients"]["refresh"]["started"]
         done = {
             client_id
-            for client_id, (fetched_at, _) in read_ids(bookmarks["clients"]["fetched"]).items()
+            for client_id, fetched_at in resumed["clients"].items()
             if fetched_at >= started
         }
         assert done

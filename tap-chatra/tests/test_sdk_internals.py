@@ -134,3 +134,32 @@ def test_the_sdk_signal_handlers_are_replaced(monkeypatch) -> None:
     assert installed == []
     PluginBase._setup_signal_handlers(tap)
     assert set(installed) == {signal.SIGINT, signal.SIGTERM}
+
+
+def test_the_sdks_own_state_messages_go_through_the_streams_writer(chatra_sandbox) -> None:
+    # ChatraStream._write_state_message puts the run's cursor in place of its IDs; the SDK
+    # writes STATE every STATE_MSG_FREQUENCY records through that same method, so none of
+    # its STATEs lists an unfinished run's IDs either.
+    ids = chatra_sandbox.ids("messages")[:5]
+    config = {
+        "api_key_pair": chatra_sandbox.key_pair,
+        "api_url": chatra_sandbox.api_url,
+        "requests_per_minute": 0,
+        "message_ids": ids,
+        "fetch_message_clients": False,
+        "state_flush_seconds": 3600,  # no STATE of the tap's own schedule in the run
+    }
+    tap = TapChatra(config=config)
+    tap.streams["messages"].STATE_MSG_FREQUENCY = 1
+    out = io.StringIO()
+    with redirect_stdout(out):
+        tap.sync_all()
+    messages = [json.loads(line) for line in out.getvalue().splitlines()]
+    records = [i for i, m in enumerate(messages) if m.get("stream") == "messages"]
+    during = [
+        m["value"]["bookmarks"]["messages"]
+        for m in messages[records[1] : records[-1]]
+        if m["type"] == "STATE"
+    ]
+    assert [bookmark["run"]["done"] for bookmark in during] == [0, 1, 2, 3]
+    assert all(bookmark["fetched"] == {} for bookmark in during)
