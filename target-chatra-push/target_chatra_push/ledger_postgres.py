@@ -131,6 +131,7 @@ class PostgresLedger:
 
     def __init__(self, connection: sa.Connection, *, read_only: bool, location: str) -> None:
         self._db = connection
+        self._locked = False
         self.read_only = read_only
         self.location = location
 
@@ -199,6 +200,7 @@ class PostgresLedger:
                 raise LedgerBusyError(self.location, wait)
             time.sleep(_LOCK_POLL_SECONDS)
         self._db.commit()
+        self._locked = True
 
     def _prepare(self) -> None:
         _metadata.create_all(self._db)
@@ -216,9 +218,18 @@ class PostgresLedger:
             raise newer_schema(self.location, version)
 
     def close(self) -> None:
-        """Close the connection, which also releases the run's lock."""
+        """Release the run's lock, then close the connection.
+
+        Closing alone releases the lock too, but only once the server has processed the
+        disconnect, after `close` returns: a run started right after could still find the
+        ledger busy.
+        """
         with contextlib.suppress(SQLAlchemyError):
             self._db.rollback()
+            if self._locked:
+                self._db.execute(_UNLOCK)
+                self._db.commit()
+        self._locked = False
         self._db.close()
 
     def in_use(self) -> bool:
