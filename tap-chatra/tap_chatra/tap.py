@@ -30,6 +30,7 @@ from tap_chatra.webhook_streams import (
     EventStream,
     WebhookEventsStream,
     check_webhook_settings,
+    unread_webhook_source,
 )
 
 if t.TYPE_CHECKING:
@@ -91,6 +92,10 @@ class TapChatra(ChatraPlugin, Tap):
         self._connection = ConnectionSettings.from_config(self.config) if validate_config else None
         if validate_config:
             check_webhook_settings(self.config)
+            selected = [name for name, stream in self.streams.items() if stream.selected]
+            unread = unread_webhook_source(self.config, selected)
+            if unread:
+                self.logger.warning("%s", unread)
 
     @property
     def connection(self) -> ConnectionSettings:

@@ -41,6 +41,26 @@ INBOX_SETTING = "webhook_inbox_url"
 FILE_SETTING = "webhook_events_file"
 
 
+#: The streams that read the webhook source, and so hand its IDs on to the REST streams.
+EVENT_STREAMS = ("webhook_events", "chat_messages")
+
+
+def unread_webhook_source(config: Mapping[str, t.Any], selected: Iterable[str]) -> str | None:
+    """Why a run would read none of its configured webhook source, or None.
+
+    Only the event streams read the events: with both deselected, the IDs the events carry
+    are found by no run, which would otherwise go unnoticed.
+    """
+    setting = next((name for name in (INBOX_SETTING, FILE_SETTING) if config.get(name)), None)
+    if setting is None or set(EVENT_STREAMS) & set(selected):
+        return None
+    return (
+        f"{setting} is set, but neither {' nor '.join(EVENT_STREAMS)} is selected: this run "
+        "reads no webhook events, so it finds none of the message and client IDs they carry. "
+        "Select one of them (a stream map can drop its records)."
+    )
+
+
 def check_webhook_settings(config: Mapping[str, t.Any]) -> None:
     """Stop a run whose webhook source settings cannot work, with one line.
 

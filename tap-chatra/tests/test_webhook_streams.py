@@ -9,6 +9,7 @@ import pytest
 
 from tap_chatra.events import event_row, message_key, message_rows
 from tap_chatra.id_map import read_ids
+from tap_chatra.tap import TapChatra
 
 
 def _warnings(caplog) -> list[str]:
@@ -361,3 +362,26 @@ def test_the_connection_test_checks_that_the_events_file_can_be_read(chatra_sand
     assert kit.last_line(result.stderr).endswith(
         f"webhook_events_file: cannot read {missing}: No such file or directory."
     )
+
+
+def _selecting(config: dict, streams: set[str]) -> dict:
+    catalog = TapChatra(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
+
+
+def test_a_webhook_source_no_selected_stream_reads_is_a_warning(chatra_sandbox, kit, caplog):
+    path, _ = kit.events_file(chatra_sandbox, 3)
+    config = kit.config(chatra_sandbox, webhook_events_file=str(path))
+
+    kit.run(config, catalog=_selecting(config, {"messages", "clients"}))
+    unread = [w for w in _warnings(caplog) if "reads no webhook events" in w]
+    assert len(unread) == 1
+    assert unread[0].startswith("webhook_events_file is set, but neither webhook_events nor")
+
+    caplog.clear()
+    kit.run(config, catalog=_selecting(config, {"chat_messages", "messages", "clients"}))
+    assert not [w for w in _warnings(caplog) if "reads no webhook events" in w]
