@@ -10,6 +10,7 @@ import http.server
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ from tap_chatra.id_map import read_ids
 from tap_chatra.tap import TapChatra
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from chatra_sandbox import SandboxServer
     from chatra_sandbox.conversations import Conversation
@@ -142,6 +143,39 @@ class Kit:
             env=self.environment(env),
             check=False,
         )
+
+    def start(self, config: dict[str, t.Any], *, stderr: int) -> subprocess.Popen[str]:
+        """Start the tap-chatra executable with `config` (a file in tmp_path), stdout piped."""
+        config_path = self.tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        return subprocess.Popen(
+            [TAP_EXECUTABLE, "--config", str(config_path)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=self.environment(),
+        )
+
+    def kill_at_state(
+        self, config: dict[str, t.Any], stop_when: Callable[[dict[str, t.Any]], bool]
+    ) -> TapOutput:
+        """Run the executable and SIGKILL it right after the first STATE `stop_when` accepts.
+
+        Returns what it wrote, complete lines only: Meltano drops a line cut by the kill.
+        """
+        process = self.start(config, stderr=subprocess.DEVNULL)
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            message = json.loads(line)
+            if message["type"] == "STATE" and stop_when(message["value"]):
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait(timeout=30)
+        lines += process.stdout.read().splitlines(keepends=True)
+        assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+        return TapOutput.parse("".join(line for line in lines if line.endswith("\n")))
 
     @staticmethod
     def environment(extra: dict[str, str] | None = None) -> dict[str, str]:

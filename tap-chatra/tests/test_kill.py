@@ -11,19 +11,6 @@ import pytest
 from tap_chatra.id_map import read_ids
 
 
-def _start(kit, config: dict, *, stderr: int) -> subprocess.Popen[str]:
-    """Start the tap-chatra executable with `config`, its stdout piped."""
-    config_path = kit.tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    return subprocess.Popen(
-        [kit.executable, "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        env=kit.environment(),
-    )
-
-
 def _mid_stream(kit, stream: str, total: int):
     """A test for a STATE line that shows `stream` part-way done."""
 
@@ -53,21 +40,7 @@ def test_sigkill_then_resume_emits_everything_and_refetches_little(
         kit, stop_in, len(all_messages) if stop_in == "messages" else len(all_clients)
     )
 
-    process = _start(kit, config, stderr=subprocess.DEVNULL)
-    assert process.stdout is not None
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        message = json.loads(line)
-        if message["type"] == "STATE" and stop_when(message["value"]):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=30)
-    lines += process.stdout.read().splitlines(keepends=True)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-
-    # Meltano keeps only complete lines; a line cut by the kill is dropped.
-    first = kit.parse("".join(line for line in lines if line.endswith("\n")))
+    first = kit.kill_at_state(config, stop_when)
     resume_from = first.last_state
     asked_first = set(kit.gets(server))
     server.reset_log()
@@ -108,7 +81,7 @@ def test_sigterm_and_sigint_save_state_and_exit_non_zero(chatra_sandbox_factory,
     server = chatra_sandbox_factory(latency_ms=50, requests_per_minute=0)
     ids = server.ids("messages")
     config = kit.config(server, message_ids=ids, state_flush_seconds=60, max_concurrency=1)
-    process = _start(kit, config, stderr=subprocess.PIPE)
+    process = kit.start(config, stderr=subprocess.PIPE)
     assert process.stdout is not None
     lines = []
     for line in process.stdout:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import signal
-import subprocess
 import typing as t
 from contextlib import redirect_stdout
 
@@ -50,27 +48,7 @@ def test_sigkill_after_a_cursor_state_resumes_after_the_cursor(chatra_sandbox_fa
         state_flush_seconds=0.05,
         max_concurrency=2,
     )
-    config_path = kit.tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [kit.executable, "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=kit.environment(),
-    )
-    assert process.stdout is not None
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        message = json.loads(line)
-        if message["type"] == "STATE" and kit.progress(message["value"], "messages") >= 20:
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=30)
-    lines += process.stdout.read().splitlines(keepends=True)
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    first = kit.parse("".join(line for line in lines if line.endswith("\n")))
+    first = kit.kill_at_state(config, lambda state: kit.progress(state, "messages") >= 20)
 
     resume_from = first.last_state
     bookmark = resume_from["bookmarks"]["messages"]
