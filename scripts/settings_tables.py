@@ -1,15 +1,16 @@
-"""Regenerate README.md's settings tables from the plugins' own `--about --format=markdown`.
+"""Regenerate the docs' settings tables from the plugins' own `--about --format=markdown`.
 
-The plugins' settings schemas are the single source of truth; README.md holds a copy of
-each plugin's settings table between marker comments such as
+The plugins' settings schemas are the single source of truth; each plugin's page in docs/
+(`docs/tap.md`, `docs/target.md`) holds a copy of its settings table between marker comments
+such as
 
     <!-- settings-table: tap-chatra -->
     ...
     <!-- /settings-table: tap-chatra -->
 
 Usage:
-    .venv/bin/python scripts/settings_tables.py          # rewrite README.md
-    .venv/bin/python scripts/settings_tables.py --check  # exit 1 if README.md is stale
+    .venv/bin/python scripts/settings_tables.py          # rewrite the pages
+    .venv/bin/python scripts/settings_tables.py --check  # exit 1 if a page is stale
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 from plugin_about import PLUGINS, about_output
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+# The page that holds each plugin's settings table.
+PAGES = {"tap-chatra": ROOT / "docs" / "tap.md", "target-chatra-push": ROOT / "docs" / "target.md"}
 
 
 def settings_table(plugin: str) -> str:
@@ -46,7 +48,7 @@ def settings_table(plugin: str) -> str:
 
 
 def marker_pattern(plugin: str) -> re.Pattern[str]:
-    """The README block for `plugin`: the start marker, the table, the end marker."""
+    """The page's block for `plugin`: the start marker, the table, the end marker."""
     name = re.escape(plugin)
     return re.compile(
         rf"(<!-- settings-table: {name} -->\n)(.*?)(<!-- /settings-table: {name} -->)",
@@ -54,39 +56,43 @@ def marker_pattern(plugin: str) -> re.Pattern[str]:
     )
 
 
-def render(readme: str, tables: dict[str, str]) -> str:
-    """Return `readme` with every plugin's block replaced by its current table.
+def render(page: str, plugin: str, table: str) -> str:
+    """Return `page` with `plugin`'s block replaced by its current table.
 
     Raises:
-        ValueError: If README.md lacks the markers for a plugin.
+        ValueError: If the page lacks the markers for the plugin.
     """
-    for plugin, table in tables.items():
-        match = marker_pattern(plugin).search(readme)
-        if match is None:
-            msg = f"README.md has no '<!-- settings-table: {plugin} -->' block"
-            raise ValueError(msg)
-        block = f"{match[1]}\n{table}\n\n{match[3]}"
-        readme = readme[: match.start()] + block + readme[match.end() :]
-    return readme
+    match = marker_pattern(plugin).search(page)
+    if match is None:
+        msg = f"the page has no '<!-- settings-table: {plugin} -->' block"
+        raise ValueError(msg)
+    block = f"{match[1]}\n{table}\n\n{match[3]}"
+    return page[: match.start()] + block + page[match.end() :]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite README.md, or with --check report whether it is in sync."""
+    """Rewrite the pages, or with --check report whether they are in sync."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, change nothing")
     args = parser.parse_args(argv)
-    current = README.read_text(encoding="utf-8")
-    updated = render(current, {plugin: settings_table(plugin) for plugin in PLUGINS})
-    if updated == current:
-        print("README.md settings tables are up to date")
+    stale = []
+    for plugin in PLUGINS:
+        path = PAGES[plugin]
+        current = path.read_text(encoding="utf-8")
+        updated = render(current, plugin, settings_table(plugin))
+        if updated == current:
+            continue
+        stale.append(path.relative_to(ROOT))
+        if not args.check:
+            path.write_text(updated, encoding="utf-8")
+    if not stale:
+        print("settings tables are up to date")
         return 0
+    names = ", ".join(str(path) for path in stale)
     if args.check:
-        print(
-            "README.md settings tables are stale: run .venv/bin/python scripts/settings_tables.py"
-        )
+        print(f"stale settings tables in {names}: run .venv/bin/python scripts/settings_tables.py")
         return 1
-    README.write_text(updated, encoding="utf-8")
-    print("README.md settings tables regenerated")
+    print(f"settings tables regenerated in {names}")
     return 0
 
 

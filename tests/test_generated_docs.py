@@ -1,4 +1,4 @@
-"""README.md's settings tables, meltano.yml's plugin settings and hub/ match the plugins."""
+"""The docs' settings tables, meltano.yml's plugin settings and hub/ match the plugins."""
 
 from __future__ import annotations
 

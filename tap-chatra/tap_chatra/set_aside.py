@@ -72,7 +72,7 @@ class SetAsideLog:
         count = len(self.reasons)
         return (
             f"{self.stream}: set aside {count} failing ID{'' if count == 1 else 's'}, retried on "
-            "later runs (README: 'Set aside, never block'): "
+            "later runs (docs/tap.md: 'Set aside, never block'): "
             + ", ".join(f"{record_id!r} ({why})" for record_id, why in listed)
             + (f" and {more} more" if more else "")
         )
