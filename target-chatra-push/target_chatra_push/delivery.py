@@ -35,14 +35,12 @@ summary, with one line naming it and what to do.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import sqlite3
 import sys
 import threading
 import typing as t
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from chatra_client import (
     AuthenticationError,
@@ -56,8 +54,9 @@ from chatra_client import (
     RejectedError,
     RetriesExhaustedError,
 )
+from target_chatra_push.input_keys import InputKeys, conflict
 from target_chatra_push.keys import describe_properties, key_hint
-from target_chatra_push.keys_earlier import EARLIER_KEY_FORMS
+from target_chatra_push.keys_earlier import stored_key
 from target_chatra_push.ledger_model import (
     UNCONFIRMED,
     FailureKind,
@@ -112,21 +111,6 @@ _LOG_LEVEL_OF = {Decision.DUPLICATE: logging.DEBUG, Decision.UNCONFIRMED: loggin
 _REPEATED = "repeated within this input"
 
 
-@dataclass
-class _FirstRow:
-    """The first row of this input with a key: its message, line, and what happened to it."""
-
-    payload_hash: str
-    line: int | None
-    outcome: Outcome | None = None
-
-
-def _lines(first: int | None, then: int | None) -> str:
-    if first is None or then is None:
-        return "two rows of the input"
-    return f"lines {first} and {then} of the input"
-
-
 def _ledger_failures() -> tuple[type[BaseException], ...]:
     """What a ledger raises when its database fails.
 
@@ -176,7 +160,7 @@ class Delivery:
         self._sent_ids: dict[Path, SentIdsFile] = {}
         page = page_path(options)
         self._page = MessagePage(page, dry_run=options.dry_run) if page else None
-        self._seen: dict[tuple[str, str], _FirstRow] = {}
+        self._seen = InputKeys()
         self._sends = 0
         self._unconfirmed_in_a_row = 0
         self._credentials_checked = False
@@ -348,18 +332,25 @@ class Delivery:
                 outbound = build_outbound(mapping, record, key_properties)
             except InvalidRowError as invalid:
                 return self._invalid(stream, key_hint(properties, record), record, invalid)
-            first = self._seen.get((stream, outbound.key))
+            first = self._seen.first(stream, outbound, line)
             if first is not None:
-                return self._repeated(stream, record, outbound, first, line)
-            this = self._seen[(stream, outbound.key)] = _FirstRow(outbound.payload_hash, line)
-            ledger = self._ledger
-            if ledger is not None:
-                outbound = self._stored_key(ledger, stream, outbound, record, properties)
+                return self._repeated(stream, record, outbound, conflict(first, outbound, line))
+            key = outbound.key
+            if self._ledger is not None:
+                outbound = stored_key(
+                    self._ledger,
+                    outbound,
+                    stream=stream,
+                    record=record,
+                    properties=properties,
+                    logger=self._logger,
+                )
             if self.options.dry_run:
-                this.outcome = self._preview_row(stream, outbound)
+                outcome = self._preview_row(stream, outbound)
             else:
-                this.outcome = self._send_row(stream, mapping, record, outbound)
-            return this.outcome
+                outcome = self._send_row(stream, mapping, record, outbound)
+            self._seen.remember_outcome(stream, key, outcome)
+            return outcome
 
     def _check_key_properties(self, stream: str, properties: tuple[str, ...]) -> None:
         """Stop before sending when a stream is keyed differently from what the ledger holds."""
@@ -401,36 +392,21 @@ class Delivery:
         stream: str,
         record: Mapping[str, t.Any],
         outbound: Outbound,
-        first: _FirstRow,
-        line: int | None,
+        conflicting: InvalidRowError | None,
     ) -> Outcome:
-        """A row whose key this input held before: a duplicate, or a conflict if it differs.
-
-        Two rows with one key and different messages cannot both be sent under it, and
-        neither can be told to be the right one; the first was settled when it came, so the
-        second is dead-lettered, and the line names both.
-        """
-        key = outbound.key
-        if first.payload_hash != outbound.payload_hash:
-            happened = first.outcome.value if first.outcome else "not settled"
-            return self._invalid(
-                stream,
-                key,
-                record,
-                InvalidRowError(
-                    "key_conflict",
-                    f"key conflict: {_lines(first.line, line)} have the key {key} but "
-                    f"different messages (client, text or sender); the first was {happened}, "
-                    "this one is not sent. The key properties do not identify one message: "
-                    "check dedupe_key_properties",
-                ),
-            )
-        self._logger.debug("Stream %s key %s: duplicate, %s.", stream, key, _REPEATED)
+        """A row whose key this input held before: a duplicate, or dead-lettered if it differs."""
+        if conflicting is not None:
+            return self._invalid(stream, outbound.key, record, conflicting)
+        self._logger.debug("Stream %s key %s: duplicate, %s.", stream, outbound.key, _REPEATED)
         if self.options.dry_run:
             self._preview.add(
-                stream=stream, key=key, action="duplicate", outbound=outbound, reason=_REPEATED
+                stream=stream,
+                key=outbound.key,
+                action="duplicate",
+                outbound=outbound,
+                reason=_REPEATED,
             )
-        return self._count(stream, Outcome.DUPLICATE, key, outbound, _REPEATED)
+        return self._count(stream, Outcome.DUPLICATE, outbound.key, outbound, _REPEATED)
 
     def _invalid(
         self,
@@ -463,36 +439,6 @@ class Delivery:
                 "on_error to continue."
             )
         return Outcome.INVALID
-
-    def _stored_key(
-        self,
-        ledger: LedgerStore,
-        stream: str,
-        outbound: Outbound,
-        record: Mapping[str, t.Any],
-        properties: Sequence[str],
-    ) -> Outbound:
-        """The row under the key an earlier ledger stored it by, if it holds it so."""
-        if not ledger.earlier_key_forms or ledger.get(stream, outbound.key) is not None:
-            return outbound
-        body = outbound.body
-        for form in ledger.earlier_key_forms:
-            earlier = EARLIER_KEY_FORMS[form](properties, record, body["clientId"], body["text"])
-            entry = ledger.get(stream, earlier) if earlier != outbound.key else None
-            if entry is None:
-                continue
-            if entry.payload_hash != outbound.payload_hash:
-                self._logger.warning(
-                    "Stream %s key %s: the ledger holds it as %s, a key an older target gave it, "
-                    "with a different message: it may be another row that the older key "
-                    "merged with this one. Handled as that key (set resend_changed to send "
-                    "changed messages).",
-                    stream,
-                    outbound.key,
-                    earlier,
-                )
-            return dataclasses.replace(outbound, key=earlier)
-        return outbound
 
     def _hold_state(self, stream: str, key: str, why: str) -> None:
         if self.state_held is None:

@@ -15,6 +15,7 @@ and the delivery warns when its message differs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import hashlib
@@ -26,7 +27,11 @@ from target_chatra_push.ledger_model import SCHEMA_1_KEYS, SCHEMA_2_KEYS
 from target_chatra_push.values import InvalidRowError, canonical_json
 
 if t.TYPE_CHECKING:
+    import logging
     from collections.abc import Callable, Mapping, Sequence
+
+    from target_chatra_push.ledger_model import LedgerStore
+    from target_chatra_push.rendering import Outbound
 
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
 _DATETIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
@@ -89,3 +94,38 @@ EARLIER_KEY_FORMS: dict[str, Callable[[Sequence[str], Mapping[str, t.Any], str, 
     SCHEMA_1_KEYS: schema_1_key,
 }
 """Each earlier key form by the name ledgers record it under (ledger_model.py)."""
+
+
+def stored_key(
+    ledger: LedgerStore,
+    outbound: Outbound,
+    *,
+    stream: str,
+    record: Mapping[str, t.Any],
+    properties: Sequence[str],
+    logger: logging.Logger,
+) -> Outbound:
+    """The row under the key the ledger stored it by: its own, or an earlier form's.
+
+    A WARNING to `logger` says when the earlier key holds a different message.
+    """
+    if not ledger.earlier_key_forms or ledger.get(stream, outbound.key) is not None:
+        return outbound
+    body = outbound.body
+    for form in ledger.earlier_key_forms:
+        earlier = EARLIER_KEY_FORMS[form](properties, record, body["clientId"], body["text"])
+        entry = ledger.get(stream, earlier) if earlier != outbound.key else None
+        if entry is None:
+            continue
+        if entry.payload_hash != outbound.payload_hash:
+            logger.warning(
+                "Stream %s key %s: the ledger holds it as %s, a key an older target gave it, "
+                "with a different message: it may be another row that the older key merged "
+                "with this one. Handled as that key (set resend_changed to send changed "
+                "messages).",
+                stream,
+                outbound.key,
+                earlier,
+            )
+        return dataclasses.replace(outbound, key=earlier)
+    return outbound

@@ -226,3 +226,15 @@ def test_a_schema_1_ledger_is_upgraded_in_place(kit):
         assert (entry.status, entry.run) == (Status.PENDING, None)
     finally:
         ledger.close()
+
+
+def test_a_dry_run_checks_its_preview_file_before_the_first_row(kit):
+    blocker = kit.root / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    preview = blocker / "preview.jsonl"
+    config = kit.config(None, dry_run=True, preview_path=str(preview))
+
+    run = kit.run(config, "orders.singer", stops=True)
+
+    assert run.stopped.startswith(f"The run cannot write preview_path {preview} (")
+    assert run.count("previewed") == 0
