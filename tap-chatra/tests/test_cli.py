@@ -194,3 +194,36 @@ def test_cli_sync_gives_valid_singer_output_and_resumes_from_state(
     # Messages are fetched once ever; their clients, fetched by the first run and named by no
     # new message since, are not due again for client_refresh_hours.
     assert chatra_sandbox.request_log() == []
+
+
+#: The logging config Meltano hands a plugin with the structured-logging capability.
+MELTANO_JSON_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"singer": {"()": "singer_sdk.logging.StructuredFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "singer",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["console"]},
+}
+
+
+@pytest.mark.parametrize("args", [(), ("--test",)], ids=["sync", "test"])
+def test_missing_keys_end_with_one_plain_line_naming_the_variable(kit, tmp_path, args) -> None:
+    """`meltano config test` shows a failed run's last stderr line as it is: not JSON."""
+    logging_config = tmp_path / "logging.json"
+    logging_config.write_text(json.dumps(MELTANO_JSON_LOGGING))
+    result = kit.cli(*args, config={}, env={"SINGER_SDK_LOG_CONFIG": str(logging_config)})
+    assert result.returncode == 1
+    last = kit.last_line(result.stderr)
+    assert not last.startswith("{"), last
+    assert "TAP_CHATRA_API_KEY_PAIR=PUBLIC_KEY:SECRET_KEY" in last
+    assert "meltano config set tap-chatra api_key_pair" in last
+    # The JSON log still carries it, at level error, for whoever reads the logs as JSON.
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(r["level"] == "error" and "TAP_CHATRA_API_KEY_PAIR" in r["message"] for r in records)
+    assert "Traceback" not in result.stderr
