@@ -11,7 +11,8 @@ the session's (tests/conftest.py), the definitions are `scripts/build_dist.py`'s
 
 All of it runs with the Meltano the repository pins, then with the newest Meltano 4 on the
 package index, installed in a venv of its own; that second round is skipped, with the reason,
-when the index cannot be reached or its newest 4.x is the pinned version.
+when the index cannot be reached or its newest 4.x is the pinned version. Each round is one
+test, checking one thing after another, so that parallel workers never run a round twice.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tests.conftest import REPO_ROOT, package_metadata
 from tests.e2e.conftest import BIN, isolated_environ
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable
 
     from chatra_sandbox import SandboxServer
 
@@ -87,7 +88,7 @@ def newest_meltano_4() -> str:
     return str(install["metadata"]["version"])
 
 
-@pytest.fixture(scope="module", params=["pinned", "newest"])
+@pytest.fixture(params=["pinned", "newest"])
 def meltano_bin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `meltano` executable: this venv's (pinned), or the newest 4.x in a venv of its own."""
     pinned = pinned_meltano()
@@ -127,16 +128,11 @@ def dist(tmp_path_factory: pytest.TempPathFactory, built_dists: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    from chatra_sandbox.server import SandboxServer  # noqa: PLC0415 - the plugin imports late
-
-    server = SandboxServer(seed=5, clients=5, messages=6, pushed_messages=2, requests_per_minute=0)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def sandbox(chatra_sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
+    return chatra_sandbox_factory(
+        seed=5, clients=5, messages=6, pushed_messages=2, requests_per_minute=0
+    )
 
 
 @dataclass
@@ -175,11 +171,11 @@ def runnable(block: list[str], dist: Path, client_ids: Path, keys: str, jsonl: P
     return "set -euxo pipefail\n" + text.replace(CLIENT_IDS, str(client_ids)) + "\n"
 
 
-@pytest.fixture(scope="module")
-def own_project(
-    tmp_path_factory: pytest.TempPathFactory, meltano_bin: Path, dist: Path, sandbox: SandboxServer
+def follow_the_documented_path(
+    folder: Path, meltano_bin: Path, dist: Path, sandbox: SandboxServer
 ) -> OwnProject:
-    folder = tmp_path_factory.mktemp("outside")
+    """Run the block of docs/own-project.md in `folder`; the project it made."""
+    folder.mkdir()
     assert not folder.is_relative_to(REPO_ROOT)
     client_ids = sandbox.write_id_files(folder / "ids")["clients"]
     # target-jsonl as Meltano Hub defines it, with pins for its old dependencies.
@@ -204,7 +200,7 @@ def own_project(
         env=env,
         capture_output=True,
         text=True,
-        timeout=STEP_TIMEOUT * 2,
+        timeout=STEP_TIMEOUT,
         check=False,
         stdin=subprocess.DEVNULL,
     )
@@ -219,16 +215,14 @@ def test_the_readme_shows_the_tested_path() -> None:
     assert documented_block(readme) == documented_block(DOC.read_text(encoding="utf-8"))
 
 
-def test_each_plugin_is_added_once(own_project: OwnProject) -> None:
+def check_each_plugin_is_added_once(own_project: OwnProject) -> None:
     project = yaml.safe_load((own_project.root / "meltano.yml").read_text(encoding="utf-8"))
     added = {kind: [p["name"] for p in plugins] for kind, plugins in project["plugins"].items()}
     assert added == PLUGINS
     assert ".chatra-push/" in (own_project.root / ".gitignore").read_text().splitlines()
 
 
-def test_the_catalog_and_the_run_come_from_the_sandbox(
-    own_project: OwnProject, sandbox: SandboxServer
-) -> None:
+def check_the_catalog_and_the_run(own_project: OwnProject, sandbox: SandboxServer) -> None:
     catalog = json.loads((own_project.root / "catalog.json").read_text(encoding="utf-8"))
     assert {
         s["tap_stream_id"]: s["replication_method"] for s in catalog["streams"]
@@ -240,7 +234,7 @@ def test_the_catalog_and_the_run_come_from_the_sandbox(
     assert "clients: incremental by ID: no ID fetched before in STATE" in own_project.log
 
 
-def test_the_plugins_install_from_the_wheels_alone(own_project: OwnProject) -> None:
+def check_the_plugins_come_from_the_wheels_alone(own_project: OwnProject) -> None:
     for plugin_type, name in (("extractors", "tap-chatra"), ("loaders", "target-chatra-push")):
         venv = own_project.root / ".meltano" / plugin_type / name / "venv"
         (site_packages,) = venv.glob("lib/python*/site-packages")
@@ -255,7 +249,7 @@ def test_the_plugins_install_from_the_wheels_alone(own_project: OwnProject) -> N
         assert f"{name} v{package_metadata(name)['version']}," in version.stdout
 
 
-def test_a_second_run_resumes_from_the_state_meltano_kept(
+def check_a_second_run_resumes_from_the_state_meltano_kept(
     own_project: OwnProject, sandbox: SandboxServer
 ) -> None:
     requests_before = len(sandbox.request_log())
@@ -270,7 +264,7 @@ def test_a_second_run_resumes_from_the_state_meltano_kept(
     assert sandbox.request_log()[requests_before:] == []
 
 
-def test_config_test_without_keys_says_which_variable_in_one_plain_line(
+def check_config_test_without_keys_names_the_variable_in_plain_text(
     own_project: OwnProject,
 ) -> None:
     result = own_project.run("config", "test", "tap-chatra", env={"TAP_CHATRA_API_KEY_PAIR": ""})
@@ -281,7 +275,7 @@ def test_config_test_without_keys_says_which_variable_in_one_plain_line(
     assert not [line for line in named if line.lstrip().startswith("{")], named
 
 
-def test_target_chatra_push_dry_run(
+def check_a_target_chatra_push_dry_run(
     own_project: OwnProject, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     clients = sandbox.ids("clients")[:3]
@@ -316,3 +310,15 @@ def test_target_chatra_push_dry_run(
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(preview.read_text(encoding="utf-8").splitlines()) == len(clients)
     assert sandbox.sends() == []
+
+
+def test_the_documented_path_from_meltano_init_to_a_resumed_run(
+    tmp_path: Path, meltano_bin: Path, dist: Path, sandbox: SandboxServer
+) -> None:
+    own_project = follow_the_documented_path(tmp_path / "outside", meltano_bin, dist, sandbox)
+    check_each_plugin_is_added_once(own_project)
+    check_the_catalog_and_the_run(own_project, sandbox)
+    check_the_plugins_come_from_the_wheels_alone(own_project)
+    check_a_second_run_resumes_from_the_state_meltano_kept(own_project, sandbox)
+    check_config_test_without_keys_names_the_variable_in_plain_text(own_project)
+    check_a_target_chatra_push_dry_run(own_project, sandbox, tmp_path)
