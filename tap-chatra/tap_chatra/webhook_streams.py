@@ -202,6 +202,12 @@ class EventStream(RESTStream[int]):
         Each event's IDs are queued for the REST streams when it is read; the position moves
         past it once the caller asks for the next one.
         """
+        if self.config.get(INBOX_SETTING) or self.config.get(FILE_SETTING):
+            bookmark = self.get_starting_replication_key_value(context)
+            if isinstance(bookmark, int):
+                self.logger.info("%s: resuming from STATE at event seq %d.", self.name, bookmark)
+            else:
+                self.logger.info("%s: no event seq in STATE: reading from the first.", self.name)
         if self.config.get(INBOX_SETTING):
             yield from self._inbox_events(context)
         elif file_name := self.config.get(FILE_SETTING):

@@ -41,7 +41,7 @@ def _connection(config: Mapping[str, t.Any], *, dry_run: bool) -> ConnectionSett
     """The connection settings; a dry run may go without keys, since it calls nobody."""
     if dry_run and not any(config.get(name) for name in _KEY_SETTINGS):
         return None
-    return ConnectionSettings.from_config(config)
+    return ConnectionSettings.from_config(config, plugin="target-chatra-push")
 
 
 class TargetChatraPush(ChatraPlugin, Target):
