@@ -27,7 +27,7 @@ if t.TYPE_CHECKING:
     from pathlib import Path
     from subprocess import CompletedProcess
 
-    from .conftest import InboxProcess
+    from chatra_webhooks.testing import InboxProcess
 
     CallCli = Callable[..., "Finished"]
     RunCli = Callable[..., CompletedProcess[str]]
@@ -123,10 +123,10 @@ def test_the_real_command_fails_in_one_line_too(run_cli: RunCli, tmp_path: Path)
 
 
 def test_settings_come_from_variables_and_sigterm_stops_cleanly(
-    inbox_factory: Callable[..., InboxProcess], tmp_path: Path
+    webhook_inbox_factory: Callable[..., InboxProcess], tmp_path: Path
 ) -> None:
     store = tmp_path / "new-folder" / "from-env.sqlite"
-    inbox = inbox_factory(
+    inbox = webhook_inbox_factory(
         "", CHATRA_WEBHOOKS_STORE=f"sqlite:///{store}", CHATRA_WEBHOOKS_MAX_BODY="200"
     )
     small = {"eventName": "chatStarted", "client": {"id": "c1"}}

@@ -22,7 +22,7 @@ from chatra_webhooks.settings import normalize_store_url
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .conftest import InboxProcess
+    from chatra_webhooks.testing import InboxProcess
 
 TIMEOUT = 10
 # As the `inbox` fixture starts the server.
@@ -299,9 +299,9 @@ def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProce
 
 
 def test_a_failing_store_answers_503_stores_nothing_and_logs_no_body(
-    store_url: str, inbox_factory: Callable[..., InboxProcess]
+    store_url: str, webhook_inbox_factory: Callable[..., InboxProcess]
 ) -> None:
-    inbox = inbox_factory(store_url)
+    inbox = webhook_inbox_factory(store_url)
     engine = sa.create_engine(normalize_store_url(store_url))
     marker = uuid.uuid4().hex
     try:

@@ -13,7 +13,7 @@ def fed_inbox(webhook_inbox_factory, chatra_sandbox_factory, tmp_path):
     inbox = webhook_inbox_factory(f"sqlite:///{tmp_path / 'inbox.sqlite'}")
     sandbox = chatra_sandbox_factory(
         seed=4, clients=0, messages=0, pushed_messages=0, requests_per_minute=0,
-        webhook_url=inbox.ingest_url,
+        webhook_url=inbox.ingest_url(),
     )  # fmt: skip
     return inbox, sandbox
 
@@ -99,8 +99,7 @@ def test_a_wrong_read_token_stops_with_one_line(fed_inbox, kit) -> None:
 
 def test_an_inbox_that_does_not_answer_stops_with_one_line(fed_inbox, kit) -> None:
     inbox, sandbox = fed_inbox
-    inbox.process.terminate()
-    inbox.process.wait(30)
+    inbox.stop()
     result = kit.cli(config=_inbox_config(kit, inbox, sandbox))
     assert result.returncode == 1
     assert kit.last_line(result.stderr).endswith(
