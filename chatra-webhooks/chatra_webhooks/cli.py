@@ -25,6 +25,7 @@ from chatra_webhooks.sql_store import SqlEventStore
 from chatra_webhooks.store import StoreError
 
 if t.TYPE_CHECKING:
+    from collections import Counter
     from collections.abc import Callable, Sequence
 
 PROG = "chatra-webhooks"
@@ -137,14 +138,33 @@ def _export(args: argparse.Namespace) -> int:
     store = _open_store(args.store, must_exist=True)
     try:
         if args.output is None:
-            count, last = export_jsonl(store, sys.stdout, args.after)
+            exported = export_jsonl(store, sys.stdout, args.after)
         else:
             with args.output.open("w", encoding="utf-8") as out:
-                count, last = export_jsonl(store, out, args.after)
+                exported = export_jsonl(store, out, args.after)
     finally:
         store.close()
-    print(f"{PROG}: exported {count} events; the last seq is {last}", file=sys.stderr)
+    print(
+        f"{PROG}: exported {exported.count} events; the last seq is {exported.last_seq}",
+        file=sys.stderr,
+    )
+    if exported.repaired:
+        print(
+            f"{PROG}: repaired {exported.repaired.total()} events that were not strict JSON "
+            f"({_counts(exported.repaired)})",
+            file=sys.stderr,
+        )
+    if exported.skipped:
+        print(
+            f"{PROG}: skipped {exported.skipped.total()} events that are not a JSON object "
+            f"({_counts(exported.skipped)})",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{name}: {count}" for name, count in sorted(counter.items()))
 
 
 def _prune(args: argparse.Namespace) -> int:

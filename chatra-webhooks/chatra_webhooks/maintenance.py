@@ -5,25 +5,50 @@ from __future__ import annotations
 import datetime as dt
 import json
 import typing as t
+from collections import Counter
+from dataclasses import dataclass, field
+
+from chatra_webhooks.events import stored_body
 
 if t.TYPE_CHECKING:
     from chatra_webhooks.store import EventStore
 
 
-def export_jsonl(store: EventStore, out: t.TextIO, after: int = 0) -> tuple[int, int]:
+@dataclass
+class Exported:
+    """What `export_jsonl` wrote.
+
+    Attributes:
+        count: Events written.
+        last_seq: The last `seq` read, written or skipped (`after` when none).
+        repaired: Events written repaired, by repair (see `events.stored_body`).
+        skipped: Events not written because they are no JSON object, by reason.
+    """
+
+    count: int = 0
+    last_seq: int = 0
+    repaired: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def export_jsonl(store: EventStore, out: t.TextIO, after: int = 0) -> Exported:
     """Write each body after `after` as one JSON line, the format of `webhook_events_file`.
 
-    Bodies are written again on one line each (Chatra may send indented JSON).
-
-    Returns:
-        How many events were written, and the last `seq` written (`after` when none).
+    Bodies are written again on one line each (Chatra may send indented JSON), served as the
+    read API serves them: repaired when they are not strict JSON, skipped when they are no
+    JSON object.
     """
-    count, last = 0, after
+    exported = Exported(last_seq=after)
     for event in store.iter_after(after):
-        document = json.loads(event.body)
-        out.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
-        count, last = count + 1, event.seq
-    return count, last
+        exported.last_seq = event.seq
+        served = stored_body(event.body)
+        if served.document is None:
+            exported.skipped.update(served.repairs)
+            continue
+        exported.repaired.update(served.repairs)
+        out.write(json.dumps(served.document, ensure_ascii=False, separators=(",", ":")) + "\n")
+        exported.count += 1
+    return exported
 
 
 def prune_older_than(store: EventStore, days: float, now: dt.datetime | None = None) -> int:

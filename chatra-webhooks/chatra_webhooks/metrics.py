@@ -21,7 +21,7 @@ def route_of(path: str) -> str:
 
 
 class InboxMetrics:
-    """Events stored, duplicates, rejections by reason, and request latency by route."""
+    """Events stored, duplicates, rejections, events repaired or skipped when read, latency."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -39,6 +39,19 @@ class InboxMetrics:
         self.rejected = Counter(
             "chatra_webhooks_rejected",
             "Requests refused, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.read_repaired = Counter(
+            "chatra_webhooks_read_repaired",
+            "Stored events served repaired, by repair (a number out of range, a lone "
+            "surrogate): rows stored before the door refused them, or edited by hand.",
+            ["repair"],
+            registry=self.registry,
+        )
+        self.read_skipped = Counter(
+            "chatra_webhooks_read_skipped",
+            "Stored events not served because they are no JSON object, by reason.",
             ["reason"],
             registry=self.registry,
         )

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from chatra_webhooks.access_log import NOTE_KEY, loggable_name
 from chatra_webhooks.events import BodyError, parse_body
+from chatra_webhooks.pages import page_json
 from chatra_webhooks.store import StoreError
 
 if t.TYPE_CHECKING:
@@ -147,17 +148,14 @@ class Handlers:
         except ValueError as exc:
             return self._reject(request, "bad_query", _error(400, str(exc)))
         try:
+            # Reading and encoding up to PAGE_BYTES of bodies: off the event loop.
             page = await to_thread.run_sync(self.store.read, after, limit)
+            body = await to_thread.run_sync(page_json, page, after, self.metrics)
         except StoreError as exc:
             LOGGER.warning("A page of events was not read: %s", exc)
             return _error(503, "the store is not available; try again")
-        _note(request, f"after={after} events={len(page)}")
-        return JSONResponse(
-            {
-                "events": [event.to_json() for event in page],
-                "next_after": page[-1].seq if page else after,
-            }
-        )
+        _note(request, f"after={after} events={len(page.events)}")
+        return Response(body, media_type="application/json")
 
     async def healthz(self, _request: Request) -> Response:
         """`GET /healthz`: 200 when the store answers, else 503."""

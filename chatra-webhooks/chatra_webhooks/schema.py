@@ -55,9 +55,16 @@ SQLITE_BEGIN = "chatra_webhooks_sqlite_begin"
 WRITE_OPTIONS = {SQLITE_BEGIN: "BEGIN IMMEDIATE"}
 
 
+def _sqlite_text(value: bytes) -> str:
+    # SQLite does not check that TEXT is UTF-8: a row written by other means must still read.
+    # Bytes that are not UTF-8 become lone surrogates, which the read API serves as U+FFFD.
+    return value.decode("utf-8", "surrogateescape")
+
+
 def _sqlite_connect(dbapi_connection: t.Any, _record: object) -> None:
     # The driver's own transaction handling is off; `_sqlite_begin` opens every transaction.
     dbapi_connection.isolation_level = None
+    dbapi_connection.text_factory = _sqlite_text
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer; FULL makes every commit fsync the WAL, so an
     # event answered 200 survives a crash or a power cut, not only a killed process.

@@ -8,7 +8,7 @@ import typing as t
 import sqlalchemy as sa
 
 from chatra_webhooks.schema import EVENTS, INBOX, WRITE_OPTIONS, create_engine, upgrade
-from chatra_webhooks.store import Appended, StoredEvent, StoreError
+from chatra_webhooks.store import Appended, Page, StoredEvent, StoreError
 from chatra_webhooks.writer import BatchWriter
 
 if t.TYPE_CHECKING:
@@ -17,7 +17,8 @@ if t.TYPE_CHECKING:
 
     from chatra_webhooks.events import IncomingEvent
 
-#: A page of the read API stops early past this many bytes of bodies (at least one event).
+#: A page of the read API stops early once its bodies reach this many characters (it holds
+#: at least one event); `Page.has_more` tells the reader to go on.
 PAGE_BYTES = 4 * 1024 * 1024
 MAX_BATCH = 256
 _COLUMNS = (
@@ -139,35 +140,51 @@ class SqlEventStore:
                 conn.execute(sa.update(INBOX).where(INBOX.c.id == 1).values(last_seq=last_seq))
         return results
 
-    def read(self, after: int, limit: int) -> list[StoredEvent]:
-        """Up to `limit` events after `after` (fewer past `PAGE_BYTES` of bodies).
+    def read(self, after: int, limit: int) -> Page:
+        """Up to `limit` events after `after`, fewer past `PAGE_BYTES` of bodies.
+
+        The sizes are read first, so that a page of large bodies never loads more of them
+        than it returns.
 
         Raises:
             StoreError: If the store does not answer.
         """
-        query = sa.select(*_COLUMNS).where(EVENTS.c.seq > after).order_by(EVENTS.c.seq)
-        events: list[StoredEvent] = []
-        size = 0
+        later = EVENTS.c.seq > after
+        sizes = (
+            sa.select(EVENTS.c.seq, sa.func.length(EVENTS.c.body))
+            .where(later)
+            .order_by(EVENTS.c.seq)
+            .limit(limit + 1)
+        )
         try:
             with self._engine.connect() as conn:
-                for row in conn.execute(query.limit(limit)):
-                    events.append(
-                        StoredEvent(
-                            seq=row.seq,
-                            received_at=_utc(row.received_at),
-                            event_name=row.event_name,
-                            client_id=row.client_id,
-                            chat_id=row.chat_id,
-                            body=row.body,
-                        )
-                    )
-                    size += len(row.body)
+                found = conn.execute(sizes).all()
+                taken, size = 0, 0
+                for _seq, length in found[:limit]:
+                    taken, size = taken + 1, size + (length or 0)
                     if size >= PAGE_BYTES:
                         break
+                if not taken:
+                    return Page([], None, has_more=False)
+                last = found[taken - 1].seq
+                rows = conn.execute(
+                    sa.select(*_COLUMNS).where(later, EVENTS.c.seq <= last).order_by(EVENTS.c.seq)
+                )
+                events = [
+                    StoredEvent(
+                        seq=row.seq,
+                        received_at=_utc(row.received_at),
+                        event_name=row.event_name,
+                        client_id=row.client_id,
+                        chat_id=row.chat_id,
+                        body=row.body,
+                    )
+                    for row in rows
+                ]
         except sa.exc.SQLAlchemyError as exc:
             msg = f"the store did not answer: {describe(exc)}"
             raise StoreError(msg) from None
-        return events
+        return Page(events, last, has_more=len(found) > taken)
 
     def iter_after(self, after: int, page_size: int = 500) -> Iterator[StoredEvent]:
         """Every event after `after`, in order, a page at a time.
@@ -175,9 +192,12 @@ class SqlEventStore:
         Raises:
             StoreError: If the store does not answer.
         """
-        while page := self.read(after, page_size):
-            yield from page
-            after = page[-1].seq
+        while True:
+            page = self.read(after, page_size)
+            yield from page.events
+            if page.last_seq is None or not page.has_more:
+                return
+            after = page.last_seq
 
     def prune(self, before: dt.datetime) -> int:
         """Delete the events received before `before`; return how many were deleted.

@@ -6,7 +6,6 @@ line depend only on this interface.
 
 from __future__ import annotations
 
-import json
 import typing as t
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ class Appended:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """An event as the read API returns it."""
+    """An event as stored; `body` is the JSON text (see `events.stored_body` to serve it)."""
 
     seq: int
     received_at: dt.datetime
@@ -41,16 +40,21 @@ class StoredEvent:
     chat_id: str | None
     body: str
 
-    def to_json(self) -> dict[str, t.Any]:
-        """The read API's representation: the body as a JSON object, times in UTC."""
-        return {
-            "seq": self.seq,
-            "received_at": self.received_at.isoformat().replace("+00:00", "Z"),
-            "event_name": self.event_name,
-            "client_id": self.client_id,
-            "chat_id": self.chat_id,
-            "body": json.loads(self.body),
-        }
+
+@dataclass(frozen=True)
+class Page:
+    """Events read after a sequence number.
+
+    Attributes:
+        events: The events, in `seq` order.
+        last_seq: The `seq` of the last event read (None when none was): a reader's next
+            `after`.
+        has_more: Whether more events were waiting after `last_seq` when the page was read.
+    """
+
+    events: list[StoredEvent]
+    last_seq: int | None
+    has_more: bool
 
 
 class EventStore(t.Protocol):
@@ -65,7 +69,7 @@ class EventStore(t.Protocol):
         The app awaits it (`asyncio.wrap_future`) instead of parking a thread per request.
         """
 
-    def read(self, after: int, limit: int) -> list[StoredEvent]:
+    def read(self, after: int, limit: int) -> Page:
         """Up to `limit` events with `seq > after`, in `seq` order, never skipping one."""
 
     def iter_after(self, after: int) -> Iterator[StoredEvent]:

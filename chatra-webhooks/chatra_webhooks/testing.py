@@ -23,6 +23,8 @@ import pytest
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    import requests
+
 BIN = Path(sys.executable).parent
 #: The tests' tokens: ingest tokens (a rotation's old and new one) and the read token.
 INGEST_TOKEN = "ingest-" + "a1" * 20
@@ -30,6 +32,7 @@ ROTATED_TOKEN = "ingest-" + "b2" * 20
 READ_TOKEN = "read-" + "c3" * 16
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
+HTTP_TIMEOUT = 10.0
 
 
 def inbox_env(**extra: str) -> dict[str, str]:
@@ -115,6 +118,44 @@ class InboxProcess:
         """`chatra-webhooks export` of every stored event to `path` (the file is replaced)."""
         command = [str(BIN / "chatra-webhooks"), "export", "--store", self.store_url]
         subprocess.run([*command, "--output", str(path)], check=True, timeout=60, env=self.env)
+
+    # HTTP helpers; `requests` is imported on use: it is a test dependency, not the inbox's.
+
+    def post(self, body: t.Any, token: str | None = None, **kw: t.Any) -> requests.Response:
+        """POST `body` (bytes, text or an iterable of chunks) to the ingest URL."""
+        import requests  # noqa: PLC0415 - see above
+
+        return requests.post(self.ingest_url(token), data=body, timeout=HTTP_TIMEOUT, **kw)
+
+    def read_events(
+        self, after: int = 0, limit: int | None = None, **kw: t.Any
+    ) -> requests.Response:
+        """`GET /events` (pass `headers=inbox.auth` to be authorized)."""
+        import requests  # noqa: PLC0415 - see above
+
+        params = {"after": after} | ({} if limit is None else {"limit": limit})
+        return requests.get(f"{self.url}/events", params=params, timeout=HTTP_TIMEOUT, **kw)
+
+    def all_events(self, limit: int = 1000) -> list[dict[str, t.Any]]:
+        """Every stored event, read page by page with the read token."""
+        events: list[dict[str, t.Any]] = []
+        after = 0
+        while True:
+            answer = self.read_events(after, limit, headers=self.auth)
+            assert answer.status_code == 200, answer.text
+            page = answer.json()
+            events += page["events"]
+            after = page["next_after"]
+            if not page.get("has_more", bool(page["events"])):
+                return events
+
+    def metric(self, line_start: str) -> float:
+        """The sum of the `/metrics` samples whose line starts with `line_start`."""
+        import requests  # noqa: PLC0415 - see above
+
+        text = requests.get(f"{self.url}/metrics", headers=self.auth, timeout=HTTP_TIMEOUT).text
+        lines = text.splitlines()
+        return sum(float(line.split()[-1]) for line in lines if line.startswith(line_start))
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would."""

@@ -12,11 +12,12 @@ import typing as t
 import pytest
 import sqlalchemy as sa
 
+from chatra_webhooks import sql_store
 from chatra_webhooks.events import parse_body
 from chatra_webhooks.schema import EVENTS, INBOX, SCHEMA_VERSION
 from chatra_webhooks.settings import normalize_store_url
 from chatra_webhooks.sql_store import SqlEventStore
-from chatra_webhooks.store import StoreError
+from chatra_webhooks.store import Page, StoreError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -50,15 +51,15 @@ def test_append_numbers_events_and_read_returns_them_in_order(
     seqs = [store.append(incoming(n)).seq for n in range(5)]
 
     assert seqs == [1, 2, 3, 4, 5]
-    events = store.read(0, 10)
+    events = store.read(0, 10).events
     assert [e.seq for e in events] == seqs
     assert [e.client_id for e in events] == [f"c{n}" for n in range(5)]
     assert events[0].chat_id == "h0"
     assert events[0].event_name == "chatFragment"
     assert events[0].received_at.tzinfo == dt.UTC
     assert abs(events[0].received_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
-    assert [e.seq for e in store.read(2, 2)] == [3, 4]
-    assert store.read(5, 10) == []
+    assert [e.seq for e in store.read(2, 2).events] == [3, 4]
+    assert store.read(5, 10).events == []
 
 
 def test_a_duplicate_body_keeps_its_first_seq(open_store: Callable[[], SqlEventStore]) -> None:
@@ -68,7 +69,7 @@ def test_a_duplicate_body_keeps_its_first_seq(open_store: Callable[[], SqlEventS
     again = store.append(incoming(1))
 
     assert (again.seq, again.duplicate) == (first.seq, True)
-    assert [e.seq for e in store.read(0, 10)] == [1, 2]
+    assert [e.seq for e in store.read(0, 10).events] == [1, 2]
     assert store.append(incoming(3)).seq == 3
 
 
@@ -86,7 +87,7 @@ def test_duplicates_within_one_batch_are_stored_once(
     for thread in threads:
         thread.join()
     assert results == [1] * 20
-    assert len(store.read(0, 100)) == 1
+    assert len(store.read(0, 100).events) == 1
 
 
 def test_data_and_numbering_survive_reopening_and_pruning(
@@ -98,13 +99,32 @@ def test_data_and_numbering_survive_reopening_and_pruning(
     store.close()
 
     reopened = open_store()
-    assert [e.seq for e in reopened.read(0, 10)] == [1, 2, 3]
+    assert [e.seq for e in reopened.read(0, 10).events] == [1, 2, 3]
     assert reopened.prune(dt.datetime.now(dt.UTC) - dt.timedelta(days=1)) == 0
     assert reopened.prune(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == 3
-    assert reopened.read(0, 10) == []
+    assert reopened.read(0, 10).events == []
     # A number is never handed out twice, even after everything was pruned.
     assert reopened.append(incoming(9)).seq == 4
     assert [e.seq for e in reopened.iter_after(0)] == [4]
+
+
+def test_a_page_says_whether_more_is_waiting(
+    open_store: Callable[[], SqlEventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store()
+    for n in range(5):
+        store.append(incoming(n))
+    assert (store.read(0, 4).last_seq, store.read(0, 4).has_more) == (4, True)
+    assert (store.read(0, 5).last_seq, store.read(0, 5).has_more) == (5, False)
+    assert store.read(5, 5) == Page([], None, has_more=False)
+    # Bodies past the byte cap end the page early, with at least one event in it.
+    size = len(incoming(0).body)
+    monkeypatch.setattr(sql_store, "PAGE_BYTES", 2 * size)
+    page = store.read(0, 100)
+    assert ([e.seq for e in page.events], page.has_more) == ([1, 2], True)
+    monkeypatch.setattr(sql_store, "PAGE_BYTES", 1)
+    assert [e.seq for e in store.read(4, 100).events] == [5]
+    assert [e.seq for e in store.iter_after(0)] == [1, 2, 3, 4, 5]
 
 
 def test_iter_after_reads_everything_a_page_at_a_time(
@@ -162,9 +182,9 @@ def test_readers_never_miss_events_committed_by_concurrent_replicas(
         while True:
             finished = done.is_set()
             page = reader.read(after, 7)
-            seen.extend(e.seq for e in page)
-            after = page[-1].seq if page else after
-            if finished and not page:
+            seen.extend(e.seq for e in page.events)
+            after = page.last_seq or after
+            if finished and not page.has_more:
                 return
 
     reading = threading.Thread(target=read)
@@ -211,10 +231,10 @@ def test_a_page_stops_before_a_seq_whose_transaction_is_open(
             thread.start()
             time.sleep(0.5)
             assert later == []
-            assert [e.seq for e in store.read(0, 10)] == [1]
+            assert [e.seq for e in store.read(0, 10).events] == [1]
             open_writer.commit()
         thread.join(20)
     finally:
         engine.dispose()
     assert later == [3]
-    assert [e.seq for e in store.read(0, 10)] == [1, 2, 3]
+    assert [e.seq for e in store.read(0, 10).events] == [1, 2, 3]
