@@ -15,7 +15,7 @@ from starlette.routing import Route
 from chatra_webhooks.access_log import NOTE_KEY, loggable_name
 from chatra_webhooks.events import BodyError, parse_body
 from chatra_webhooks.pages import page_json
-from chatra_webhooks.store import StoreError
+from chatra_webhooks.store import EventRefusedError, StoreError
 
 if t.TYPE_CHECKING:
     from chatra_webhooks.metrics import InboxMetrics
@@ -120,6 +120,10 @@ class Handlers:
             return self._reject(request, exc.reason, _error(400, str(exc)))
         try:
             appended = await asyncio.wrap_future(self.store.append_soon(event))
+        except EventRefusedError as exc:
+            LOGGER.warning("An event of %d bytes was refused by the store: %s", len(raw), exc)
+            message = "the store refused this event; sending it again will not help"
+            return self._reject(request, "store_refused", _error(400, message))
         except StoreError as exc:
             LOGGER.warning("An event of %d bytes was not stored: %s", len(raw), exc)
             message = "the event could not be stored; send it again"

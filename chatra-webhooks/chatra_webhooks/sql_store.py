@@ -8,7 +8,7 @@ import typing as t
 import sqlalchemy as sa
 
 from chatra_webhooks.schema import EVENTS, INBOX, WRITE_OPTIONS, create_engine, upgrade
-from chatra_webhooks.store import Appended, Page, StoredEvent, StoreError
+from chatra_webhooks.store import Appended, EventRefusedError, Page, StoredEvent, StoreError
 from chatra_webhooks.writer import BatchWriter
 
 if t.TYPE_CHECKING:
@@ -37,6 +37,9 @@ def describe(exc: BaseException) -> str:
     SQLAlchemy's own message quotes both, and the parameters are webhook bodies.
     """
     cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    if isinstance(cause, UnicodeError):
+        # Its text quotes the character, which comes from a body.
+        return f"{type(cause).__name__}: {getattr(cause, 'reason', 'not Unicode')}"
     first_line = (str(cause).strip().splitlines() or [""])[0]
     return f"{type(cause).__name__}: {first_line}".rstrip(": ")
 
@@ -51,6 +54,14 @@ def _row(event: IncomingEvent, seq: int, received_at: dt.datetime) -> dict[str, 
         "body": event.body,
         "body_sha256": event.body_sha256,
     }
+
+
+def _refused_for_its_data(exc: Exception) -> bool:
+    """Whether `exc` says the database refused a value, rather than that it cannot write."""
+    cause = exc.orig if isinstance(exc, sa.exc.StatementError) and exc.orig is not None else exc
+    return isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError) or isinstance(
+        cause, ValueError
+    )
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -98,12 +109,19 @@ class SqlEventStore:
         """
         return self._writer.submit(event)
 
-    def _write_batch(self, events: list[IncomingEvent]) -> list[Appended]:
+    def _write_batch(self, events: list[IncomingEvent]) -> list[Appended | Exception]:
         try:
-            return self._commit_batch(events)
-        except sa.exc.SQLAlchemyError as exc:
-            msg = f"the store did not commit the event: {describe(exc)}"
-            raise StoreError(msg) from None
+            return list(self._commit_batch(events))
+        except Exception as exc:  # not only SQLAlchemy's: a driver raises UnicodeEncodeError
+            if not _refused_for_its_data(exc):
+                msg = f"the store did not commit the event: {describe(exc)}"
+                return [StoreError(msg)] * len(events)
+            if len(events) == 1:
+                msg = f"the store refused the event: {describe(exc)}"
+                return [EventRefusedError(msg)]
+        # One event the database refuses fails the whole transaction: commit each alone, so
+        # that only that one fails and the others are answered as usual.
+        return [result for event in events for result in self._write_batch([event])]
 
     def _commit_batch(self, events: list[IncomingEvent]) -> list[Appended]:
         received_at = dt.datetime.now(dt.UTC)

@@ -21,6 +21,13 @@ class StoreError(RuntimeError):
     """The store cannot be opened or does not answer; the message says what to check."""
 
 
+class EventRefusedError(StoreError):
+    """The store refused this one event (the others of its batch were committed).
+
+    Sending it again will not help: it is answered as a bad request, not as a store outage.
+    """
+
+
 @dataclass(frozen=True)
 class Appended:
     """Where an appended event is: its sequence number, and whether it was there already."""

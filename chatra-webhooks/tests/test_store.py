@@ -3,6 +3,7 @@ readers that never miss an event while several writers (replicas) commit."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -17,7 +18,7 @@ from chatra_webhooks.events import parse_body
 from chatra_webhooks.schema import EVENTS, INBOX, SCHEMA_VERSION
 from chatra_webhooks.settings import normalize_store_url
 from chatra_webhooks.sql_store import SqlEventStore
-from chatra_webhooks.store import Page, StoreError
+from chatra_webhooks.store import EventRefusedError, Page, StoreError
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -238,3 +239,36 @@ def test_a_page_stops_before_a_seq_whose_transaction_is_open(
         engine.dispose()
     assert later == [3]
     assert [e.seq for e in store.read(0, 10).events] == [1, 2, 3]
+
+
+def test_one_event_the_database_refuses_fails_alone_in_its_batch(
+    open_store: Callable[[], SqlEventStore], store_url: str
+) -> None:
+    """Finding 2: one event the database could not take failed its whole group commit.
+
+    The counter row is held by another transaction while the events queue up, so that they
+    all go into one batch; the bad one holds a string no database can encode.
+    """
+    store = open_store()
+    good = [incoming(n) for n in range(40)]
+    bad = dataclasses.replace(incoming(99), client_id="c\ud800")
+    engine = sa.create_engine(normalize_store_url(store_url))
+    try:
+        with engine.connect() as holder:
+            holder.begin()
+            holder.execute(sa.update(INBOX).values(last_seq=INBOX.c.last_seq))
+            first = store.append_soon(good[0])
+            time.sleep(0.3)
+            futures = [store.append_soon(event) for event in good[1:20]]
+            refused = store.append_soon(bad)
+            futures += [store.append_soon(event) for event in good[20:]]
+            holder.commit()
+        assert first.result(30).seq == 1
+        seqs = [future.result(30).seq for future in futures]
+        with pytest.raises(EventRefusedError, match="UnicodeEncodeError") as caught:
+            refused.result(30)
+    finally:
+        engine.dispose()
+    assert "\ud800" not in str(caught.value)
+    assert sorted(seqs) == list(range(2, 41))
+    assert [e.client_id for e in store.iter_after(0)] == [f"c{n}" for n in range(40)]
