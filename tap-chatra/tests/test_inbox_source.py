@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+import requests
+
+from chatra_webhooks.sql_store import PAGE_BYTES
+from tap_chatra.inbox import InboxPaginator
 from tap_chatra.webhook_streams import EventStream
 
 
@@ -137,3 +142,43 @@ def test_the_connection_test_checks_the_read_token_too(fed_inbox, kit) -> None:
     assert "Connection test failed" in last
     assert "refused webhook_inbox_token (HTTP 401)" in last
     assert "Traceback" not in bad.stderr
+
+
+def test_events_larger_than_a_page_are_all_read_in_one_run(fed_inbox, kit) -> None:
+    """Finding 3: a page holds at most PAGE_BYTES of bodies; a short page is not the end."""
+    inbox, sandbox = fed_inbox
+    padding = "x" * (PAGE_BYTES // 5)
+    sent = [
+        inbox.post(json.dumps({"eventName": "chatTranscript", "n": n, "padding": padding}))
+        for n in range(10)
+    ]
+    assert [answer.status_code for answer in sent] == [200] * 10
+    first_page = inbox.read_events(0, 500, headers=inbox.auth).json()
+    assert 1 <= len(first_page["events"]) < 10, "the page cap must cut the first page short"
+
+    output = kit.run(_inbox_config(kit, inbox, sandbox))
+
+    assert [event["payload"]["n"] for event in output.records("webhook_events")] == list(range(10))
+    assert output.last_state["bookmarks"]["webhook_events"]["replication_key_value"] == 10
+
+
+def _page(body: dict) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(body).encode()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("page", "more"),
+    [
+        ({"events": [{"seq": 1}], "next_after": 1, "has_more": False}, False),
+        ({"events": [], "next_after": 7, "has_more": True}, True),
+        # An inbox from before has_more: a page with events may be followed by more.
+        ({"events": [{"seq": 1}], "next_after": 1}, True),
+        ({"events": [], "next_after": 0}, False),
+    ],
+    ids=["told-empty", "skipped-rows", "old-inbox", "old-inbox-empty"],
+)
+def test_the_paginator_goes_on_until_the_inbox_says_it_is_empty(page, more) -> None:
+    assert InboxPaginator(0).has_more(_page(page)) is more
