@@ -1,4 +1,4 @@
-"""`chatra-webhooks serve | export | prune`: arguments to settings, then the work.
+"""`chatra-webhooks serve | export | prune | readers`: arguments to settings, then the work.
 
 Each option also reads a `CHATRA_WEBHOOKS_<NAME>` variable, which is how Meltano passes the
 utility's settings (`meltano invoke chatra-webhooks serve`). Every failure is one line on
@@ -18,7 +18,12 @@ import sqlalchemy as sa
 
 from chatra_webhooks import settings as defaults
 from chatra_webhooks.app import create_app
-from chatra_webhooks.maintenance import export_jsonl, prune_older_than
+from chatra_webhooks.maintenance import (
+    export_jsonl,
+    prune_older_than,
+    prune_report,
+    reader_lines,
+)
 from chatra_webhooks.server import bind, serve, url_of
 from chatra_webhooks.settings import InboxSettings, SettingsError, normalize_store_url
 from chatra_webhooks.sql_store import SqlEventStore
@@ -89,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(export)
     export.add_argument("--after", type=int, default=0, help="only events with a larger seq")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
-    prune = commands.add_parser("prune", help="delete old events")
+    prune = commands.add_parser(
+        "prune",
+        help="delete old events that every reader has read",
+        description="Delete events received more than DAYS days ago, but none past the "
+        "position the slowest reader has acknowledged (see `readers`).",
+    )
     _add_store(prune)
     prune.add_argument(
         "--older-than",
@@ -97,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         metavar="DAYS",
         help="delete events received more than DAYS days ago",
+    )
+    prune.add_argument(
+        "--past-readers",
+        action="store_true",
+        help="delete them even if a reader has not acknowledged them, or no reader is known",
+    )
+    readers = commands.add_parser(
+        "readers",
+        help="list the readers' positions",
+        description="List where each reader stands (tap-chatra acknowledges its position "
+        "on every read); prune deletes nothing past the slowest.",
+    )
+    _add_store(readers)
+    readers.add_argument(
+        "--forget", metavar="NAME", help="forget a reader that no longer reads, then list"
     )
     return parser
 
@@ -170,10 +195,25 @@ def _counts(counter: Counter[str]) -> str:
 def _prune(args: argparse.Namespace) -> int:
     store = _open_store(args.store, must_exist=True)
     try:
-        deleted = prune_older_than(store, args.older_than)
+        pruned = prune_older_than(store, args.older_than, past_readers=args.past_readers)
     finally:
         store.close()
-    print(f"{PROG}: deleted {deleted} events older than {args.older_than:g} days", file=sys.stderr)
+    for line in prune_report(pruned, args.older_than):
+        print(f"{PROG}: {line}", file=sys.stderr)
+    return 0
+
+
+def _readers(args: argparse.Namespace) -> int:
+    store = _open_store(args.store, must_exist=True)
+    try:
+        if args.forget is not None and not store.forget_reader(args.forget):
+            msg = f"no reader is named {args.forget!r}; see `{PROG} readers`"
+            raise StoreError(msg)
+        readers = store.readers()
+    finally:
+        store.close()
+    for line in reader_lines(readers):
+        print(line)
     return 0
 
 
@@ -181,6 +221,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "export": _export,
     "prune": _prune,
+    "readers": _readers,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import typing as t
 
 from anyio import to_thread
@@ -15,7 +16,7 @@ from starlette.routing import Route
 from chatra_webhooks.access_log import NOTE_KEY, loggable_name
 from chatra_webhooks.events import BodyError, parse_body
 from chatra_webhooks.pages import page_json
-from chatra_webhooks.store import EventRefusedError, StoreError
+from chatra_webhooks.store import READER_NAME, EventRefusedError, StoreError
 
 if t.TYPE_CHECKING:
     from chatra_webhooks.metrics import InboxMetrics
@@ -25,6 +26,8 @@ if t.TYPE_CHECKING:
 LOGGER = logging.getLogger("chatra_webhooks")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_SEQ = 2**63 - 1
+_READER_NAME = re.compile(READER_NAME)
 # After a refused or unfinished body the connection is closed, not reused: the rest of the
 # body may still be on its way.
 _CLOSE = {"connection": "close"}
@@ -46,6 +49,20 @@ def _note(request: Request, text: str) -> None:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _reader(request: Request) -> tuple[str, int] | None:
+    """`reader` and `ack`: who reads, and up to which seq it keeps every event (both or none)."""
+    name = request.query_params.get("reader")
+    if name is None and "ack" not in request.query_params:
+        return None
+    if name is None or not _READER_NAME.fullmatch(name):
+        msg = "reader must be 1 to 64 letters, digits, '_', '.', ':' or '-', given with ack"
+        raise ValueError(msg)
+    if "ack" not in request.query_params:
+        msg = "ack (the last seq the reader has kept) must be given with reader"
+        raise ValueError(msg)
+    return name, _query_int(request, "ack", 0, 0, MAX_SEQ)
 
 
 def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -140,26 +157,35 @@ class Handlers:
         return JSONResponse({"seq": appended.seq, "duplicate": appended.duplicate})
 
     async def events(self, request: Request) -> Response:
-        """`GET /events?after=SEQ&limit=N`: events after SEQ, in order, for a Bearer token."""
+        """`GET /events?after=SEQ&limit=N[&reader=NAME&ack=SEQ]`: events after SEQ, in order.
+
+        Needs the read token. A reader that names itself acknowledges `ack`: `prune` may
+        delete events up to it.
+        """
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not self.settings.read_token.accepts(token.strip()):
             headers = {"www-authenticate": "Bearer"}
             message = "send the read token as 'Authorization: Bearer <token>'"
             return self._reject(request, "unauthorized", _error(401, message, headers))
         try:
-            after = _query_int(request, "after", 0, 0, 2**63 - 1)
+            after = _query_int(request, "after", 0, 0, MAX_SEQ)
             limit = _query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+            reader = _reader(request)
         except ValueError as exc:
             return self._reject(request, "bad_query", _error(400, str(exc)))
         try:
-            # Reading and encoding up to PAGE_BYTES of bodies: off the event loop.
-            page = await to_thread.run_sync(self.store.read, after, limit)
-            body = await to_thread.run_sync(page_json, page, after, self.metrics)
+            body = await to_thread.run_sync(self._page, after, limit, reader)
         except StoreError as exc:
             LOGGER.warning("A page of events was not read: %s", exc)
             return _error(503, "the store is not available; try again")
-        _note(request, f"after={after} events={len(page.events)}")
+        _note(request, f"after={after}" + (f" reader={reader[0]}" if reader else ""))
         return Response(body, media_type="application/json")
+
+    def _page(self, after: int, limit: int, reader: tuple[str, int] | None) -> bytes:
+        # Reading and encoding up to PAGE_BYTES of bodies: on a worker thread.
+        if reader is not None:
+            self.store.acknowledge(*reader)
+        return page_json(self.store.read(after, limit), after, self.metrics)
 
     async def healthz(self, _request: Request) -> Response:
         """`GET /healthz`: 200 when the store answers, else 503."""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import typing as t
 
 import sqlalchemy as sa
 
-from chatra_webhooks.schema import EVENTS, INBOX, WRITE_OPTIONS, create_engine, upgrade
-from chatra_webhooks.store import Appended, EventRefusedError, Page, StoredEvent, StoreError
+from chatra_webhooks import sql_readers
+from chatra_webhooks.schema import EVENTS, INBOX, WRITE_OPTIONS, as_utc, create_engine, upgrade
+from chatra_webhooks.store import (
+    Appended,
+    EventRefusedError,
+    Page,
+    Pruned,
+    ReaderPosition,
+    StoredEvent,
+    StoreError,
+)
 from chatra_webhooks.writer import BatchWriter
 
 if t.TYPE_CHECKING:
@@ -62,13 +72,6 @@ def _refused_for_its_data(exc: Exception) -> bool:
     return isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError) or isinstance(
         cause, ValueError
     )
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back the naive UTC time that was written; PostgreSQL an aware one.
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 class SqlEventStore:
@@ -191,7 +194,7 @@ class SqlEventStore:
                 events = [
                     StoredEvent(
                         seq=row.seq,
-                        received_at=_utc(row.received_at),
+                        received_at=as_utc(row.received_at),
                         event_name=row.event_name,
                         client_id=row.client_id,
                         chat_id=row.chat_id,
@@ -217,18 +220,48 @@ class SqlEventStore:
                 return
             after = page.last_seq
 
-    def prune(self, before: dt.datetime) -> int:
-        """Delete the events received before `before`; return how many were deleted.
+    def acknowledge(self, reader: str, seq: int) -> None:
+        """Note that `reader` keeps every event up to `seq`.
 
         Raises:
             StoreError: If the store does not answer.
         """
+        with self._answering("did not note the reader's position"):
+            sql_readers.acknowledge(self._engine, reader, seq)
+
+    def readers(self) -> list[ReaderPosition]:
+        """Every reader's position, by name.
+
+        Raises:
+            StoreError: If the store does not answer.
+        """
+        with self._answering("did not answer"), self._engine.connect() as conn:
+            return sql_readers.positions(conn)
+
+    def forget_reader(self, name: str) -> bool:
+        """Forget a reader; return whether it was known.
+
+        Raises:
+            StoreError: If the store does not answer.
+        """
+        with self._answering("did not forget the reader"):
+            return sql_readers.forget(self._engine, name)
+
+    def prune(self, before: dt.datetime, *, past_readers: bool = False) -> Pruned:
+        """Delete events received before `before`, up to the slowest reader's position.
+
+        Raises:
+            StoreError: If the store does not answer.
+        """
+        with self._answering("did not prune"):
+            return sql_readers.prune(self._engine, before, past_readers=past_readers)
+
+    @contextlib.contextmanager
+    def _answering(self, what: str) -> Iterator[None]:
         try:
-            with self._engine.connect().execution_options(**WRITE_OPTIONS) as conn, conn.begin():
-                deleted = conn.execute(sa.delete(EVENTS).where(EVENTS.c.received_at < before))
-                return int(deleted.rowcount)
+            yield
         except sa.exc.SQLAlchemyError as exc:
-            msg = f"the store did not prune: {describe(exc)}"
+            msg = f"the store {what}: {describe(exc)}"
             raise StoreError(msg) from None
 
     def ping(self) -> None:

@@ -17,6 +17,10 @@ if t.TYPE_CHECKING:
     from chatra_webhooks.events import IncomingEvent
 
 
+#: A reader's name (`GET /events?reader=`), as the store keeps it.
+READER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or does not answer; the message says what to check."""
 
@@ -64,6 +68,37 @@ class Page:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class ReaderPosition:
+    """How far a reader has read: it keeps every event up to `acked_seq`, said at `acked_at`."""
+
+    name: str
+    acked_seq: int
+    acked_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `prune` did.
+
+    Attributes:
+        deleted: Events deleted.
+        kept: Events old enough to delete but kept, since a reader has not acknowledged them.
+        unread_deleted: Of `deleted`, those a reader had not acknowledged (`past_readers`).
+        readers: Every reader's position; the slowest bounds what is deleted.
+    """
+
+    deleted: int
+    kept: int
+    unread_deleted: int
+    readers: list[ReaderPosition]
+
+    @property
+    def slowest(self) -> ReaderPosition | None:
+        """The reader furthest behind, if any reader is known."""
+        return min(self.readers, key=lambda reader: reader.acked_seq, default=None)
+
+
 class EventStore(t.Protocol):
     """Durable, ordered, deduplicated storage of webhook events."""
 
@@ -82,8 +117,20 @@ class EventStore(t.Protocol):
     def iter_after(self, after: int) -> Iterator[StoredEvent]:
         """Every event with `seq > after`, in order, read a page at a time."""
 
-    def prune(self, before: dt.datetime) -> int:
-        """Delete events received before `before`; return how many."""
+    def acknowledge(self, reader: str, seq: int) -> None:
+        """Note that `reader` keeps every event up to `seq` (so `prune` may delete them)."""
+
+    def readers(self) -> list[ReaderPosition]:
+        """Every reader's position, by name."""
+
+    def forget_reader(self, name: str) -> bool:
+        """Forget a reader that no longer reads; return whether it was known."""
+
+    def prune(self, before: dt.datetime, *, past_readers: bool = False) -> Pruned:
+        """Delete events received before `before` that every reader has acknowledged.
+
+        With `past_readers`, also those a reader has not (or when no reader is known).
+        """
 
     def ping(self) -> None:
         """Raise `StoreError` unless the store answers."""

@@ -43,6 +43,7 @@ def store_url_for(engine: str, request: pytest.FixtureRequest, folder: Path) -> 
         yield server.url(name)
 
 
+STORE_TABLES = ("chatra_webhooks_events", "chatra_webhooks_inbox", "chatra_webhooks_readers")
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -60,7 +61,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'inbox.sqlite'}"
     url: str = request.getfixturevalue("postgres_inbox_database")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS chatra_webhooks_events, chatra_webhooks_inbox")
+        conn.execute(f"DROP TABLE IF EXISTS {', '.join(STORE_TABLES)}")
     return url
 
 

@@ -101,8 +101,9 @@ def test_data_and_numbering_survive_reopening_and_pruning(
 
     reopened = open_store()
     assert [e.seq for e in reopened.read(0, 10).events] == [1, 2, 3]
-    assert reopened.prune(dt.datetime.now(dt.UTC) - dt.timedelta(days=1)) == 0
-    assert reopened.prune(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == 3
+    reopened.acknowledge("reader", 3)
+    assert reopened.prune(dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).deleted == 0
+    assert reopened.prune(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).deleted == 3
     assert reopened.read(0, 10).events == []
     # A number is never handed out twice, even after everything was pruned.
     assert reopened.append(incoming(9)).seq == 4
@@ -135,6 +136,40 @@ def test_iter_after_reads_everything_a_page_at_a_time(
     for n in range(12):
         store.append(incoming(n))
     assert [e.seq for e in store.iter_after(3, page_size=5)] == list(range(4, 13))
+
+
+def test_a_version_1_store_is_upgraded_and_keeps_its_events(
+    open_store: Callable[[], SqlEventStore], store_url: str
+) -> None:
+    store = open_store()
+    store.append(incoming(1))
+    store.close()
+    engine = sa.create_engine(normalize_store_url(store_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE chatra_webhooks_readers")
+        conn.execute(sa.update(INBOX).values(schema_version=1))
+    engine.dispose()
+
+    upgraded = open_store()
+    assert upgraded.readers() == []
+    upgraded.acknowledge("tap", 1)
+    assert [(r.name, r.acked_seq) for r in upgraded.readers()] == [("tap", 1)]
+    assert [e.seq for e in upgraded.read(0, 10).events] == [1]
+
+
+def test_a_reader_position_moves_both_ways_and_can_be_forgotten(
+    open_store: Callable[[], SqlEventStore],
+) -> None:
+    store = open_store()
+    store.acknowledge("a", 5)
+    store.acknowledge("a", 3)  # a reader that went back to an older STATE
+    store.acknowledge("b", 9)
+    positions = store.readers()
+    assert [(r.name, r.acked_seq) for r in positions] == [("a", 3), ("b", 9)]
+    assert abs(positions[0].acked_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+    assert store.forget_reader("a") is True
+    assert store.forget_reader("a") is False
+    assert [r.name for r in store.readers()] == ["b"]
 
 
 def test_a_store_from_a_newer_version_is_refused(

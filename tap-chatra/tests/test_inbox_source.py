@@ -7,7 +7,8 @@ import json
 import pytest
 import requests
 
-from chatra_webhooks.sql_store import PAGE_BYTES
+from chatra_webhooks.settings import normalize_store_url
+from chatra_webhooks.sql_store import PAGE_BYTES, SqlEventStore
 from tap_chatra.inbox import InboxPaginator
 from tap_chatra.webhook_streams import EventStream
 
@@ -182,3 +183,28 @@ def _page(body: dict) -> requests.Response:
 )
 def test_the_paginator_goes_on_until_the_inbox_says_it_is_empty(page, more) -> None:
     assert InboxPaginator(0).has_more(_page(page)) is more
+
+
+def _positions(inbox) -> dict[str, int]:
+    store = SqlEventStore(normalize_store_url(inbox.store_url))
+    try:
+        return {reader.name: reader.acked_seq for reader in store.readers()}
+    finally:
+        store.close()
+
+
+def test_each_run_acknowledges_where_its_state_started(fed_inbox, kit) -> None:
+    """The inbox's prune deletes nothing past these positions (finding 4)."""
+    inbox, sandbox = fed_inbox
+    sandbox.simulate_chats(2)
+    delivered = len(sandbox.webhook_deliveries())
+    config = _inbox_config(kit, inbox, sandbox)
+
+    first = kit.run(config)
+    assert _positions(inbox) == {"tap-chatra:chat_messages": 0, "tap-chatra:webhook_events": 0}
+
+    kit.run(config, state=first.last_state)
+    assert _positions(inbox) == {
+        "tap-chatra:chat_messages": delivered,
+        "tap-chatra:webhook_events": delivered,
+    }
