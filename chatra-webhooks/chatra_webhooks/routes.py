@@ -27,6 +27,8 @@ LOGGER = logging.getLogger("chatra_webhooks")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_SEQ = 2**63 - 1
+#: Bodies up to this size are checked on the event loop (a thread would cost more).
+INLINE_PARSE_BYTES = 16 * 1024
 _READER_NAME = re.compile(READER_NAME)
 # After a refused or unfinished body the connection is closed, not reused: the rest of the
 # body may still be on its way.
@@ -132,7 +134,12 @@ class Handlers:
         except ClientDisconnect:
             return self._reject(request, "disconnected", _error(400, "disconnected", _CLOSE))
         try:
-            event = parse_body(raw)
+            # A large body takes milliseconds to check: not on the loop, where every other
+            # request would wait for it.
+            if len(raw) > INLINE_PARSE_BYTES:
+                event = await to_thread.run_sync(parse_body, raw)
+            else:
+                event = parse_body(raw)
         except BodyError as exc:
             return self._reject(request, exc.reason, _error(400, str(exc)))
         try:
