@@ -25,7 +25,12 @@ from chatra_webhooks.maintenance import (
     reader_lines,
 )
 from chatra_webhooks.server import bind, serve, url_of
-from chatra_webhooks.settings import InboxSettings, SettingsError, normalize_store_url
+from chatra_webhooks.settings import (
+    InboxSettings,
+    SettingsError,
+    flag_from,
+    normalize_store_url,
+)
 from chatra_webhooks.sql_store import SqlEventStore
 from chatra_webhooks.store import StoreError
 
@@ -90,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("body_timeout", defaults.DEFAULT_BODY_TIMEOUT),
         help="seconds a sender gets to send its whole body (%(default)s)",
     )
+    add(
+        "--public-metrics",
+        action="store_true",
+        help="answer GET /metrics without the read token (for a Prometheus inside a private "
+        f"network; variable {defaults.PUBLIC_METRICS_VARIABLE})",
+    )
     export = commands.add_parser("export", help="write the stored bodies as JSONL")
     _add_store(export)
     export.add_argument("--after", type=int, default=0, help="only events with a larger seq")
@@ -144,6 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=int(args.port),
         max_body=int(args.max_body),
         body_timeout=float(args.body_timeout),
+        public_metrics=args.public_metrics
+        or flag_from(os.environ, defaults.PUBLIC_METRICS_VARIABLE),
     )
     store = _open_store(settings.store_url, must_exist=False)
     try:

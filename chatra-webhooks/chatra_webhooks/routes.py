@@ -163,17 +163,23 @@ class Handlers:
         )
         return JSONResponse({"seq": appended.seq, "duplicate": appended.duplicate})
 
+    def _unauthorized(self, request: Request) -> Response | None:
+        """The 401 for a request without the read token, or None when it has it."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and self.settings.read_token.accepts(token.strip()):
+            return None
+        headers = {"www-authenticate": "Bearer"}
+        message = "send the read token as 'Authorization: Bearer <token>'"
+        return self._reject(request, "unauthorized", _error(401, message, headers))
+
     async def events(self, request: Request) -> Response:
         """`GET /events?after=SEQ&limit=N[&reader=NAME&ack=SEQ]`: events after SEQ, in order.
 
         Needs the read token. A reader that names itself acknowledges `ack`: `prune` may
         delete events up to it.
         """
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not self.settings.read_token.accepts(token.strip()):
-            headers = {"www-authenticate": "Bearer"}
-            message = "send the read token as 'Authorization: Bearer <token>'"
-            return self._reject(request, "unauthorized", _error(401, message, headers))
+        if refused := self._unauthorized(request):
+            return refused
         try:
             after = _query_int(request, "after", 0, 0, MAX_SEQ)
             limit = _query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -203,6 +209,8 @@ class Handlers:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    async def metrics_page(self, _request: Request) -> Response:
-        """`GET /metrics`: Prometheus' text format."""
+    async def metrics_page(self, request: Request) -> Response:
+        """`GET /metrics`: Prometheus' text format, for the read token unless public."""
+        if not self.settings.public_metrics and (refused := self._unauthorized(request)):
+            return refused
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)

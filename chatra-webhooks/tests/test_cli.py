@@ -19,6 +19,7 @@ from chatra_webhooks.events import parse_body
 from chatra_webhooks.schema import EVENTS
 from chatra_webhooks.settings import normalize_store_url
 from chatra_webhooks.sql_store import SqlEventStore
+from chatra_webhooks.testing import ROTATED_TOKEN
 from tap_chatra.event_files import EventFile
 from tap_chatra.events import ids_in_event
 
@@ -84,8 +85,20 @@ def assert_one_line_error(run: Finished | CompletedProcess[str], code: int, *par
         ({"CHATRA_WEBHOOKS_INGEST_TOKEN": "a" * 40 + ",short"}, "token 2 has 5 characters"),
         ({"CHATRA_WEBHOOKS_INGEST_TOKEN": "a/" * 20}, "cannot stand in a URL path"),
         ({"CHATRA_WEBHOOKS_READ_TOKEN": " "}, "CHATRA_WEBHOOKS_READ_TOKEN is not set"),
+        (
+            {"CHATRA_WEBHOOKS_READ_TOKEN": "short-token"},
+            "CHATRA_WEBHOOKS_READ_TOKEN has 11 characters, fewer than 32",
+        ),
+        (
+            {"CHATRA_WEBHOOKS_READ_TOKEN": ROTATED_TOKEN},
+            (
+                "CHATRA_WEBHOOKS_READ_TOKEN is the same as ingest token 2 of "
+                "CHATRA_WEBHOOKS_INGEST_TOKEN"
+            ),
+        ),
+        ({"CHATRA_WEBHOOKS_PUBLIC_METRICS": "perhaps"}, "CHATRA_WEBHOOKS_PUBLIC_METRICS is"),
     ],
-    ids=["no-ingest", "short", "short-second", "slash", "no-read"],
+    ids=["no-ingest", "short", "short-second", "slash", "no-read", "short-read", "same", "flag"],
 )
 def test_bad_tokens_stop_the_start_with_one_line(
     cli: CallCli, tmp_path: Path, env: dict[str, str], expected: str
@@ -93,6 +106,7 @@ def test_bad_tokens_stop_the_start_with_one_line(
     run = cli("serve", "--port", "0", "--store", f"sqlite:///{tmp_path}/s.sqlite", **env)
     assert_one_line_error(run, 2, expected)
     assert "short-token" not in run.stderr
+    assert ROTATED_TOKEN not in run.stderr
     assert not (tmp_path / "s.sqlite").exists()
 
 

@@ -21,6 +21,7 @@ from chatra_webhooks.settings import normalize_store_url
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
     from subprocess import CompletedProcess
 
     from chatra_webhooks.testing import InboxProcess
@@ -273,6 +274,31 @@ def test_health_and_metrics(inbox: InboxProcess) -> None:
         inbox.metric('chatra_webhooks_events_stored_total{event_name="chatFragment"}') == stored + 1
     )
     assert inbox.metric('chatra_webhooks_request_duration_seconds_count{route="ingest"}') > 0
+
+
+def test_metrics_need_the_read_token(inbox: InboxProcess) -> None:
+    """Finding 7: /metrics answered anyone (they show traffic and rejections)."""
+    assert requests.get(f"{inbox.url}/metrics", timeout=TIMEOUT).status_code == 401
+    wrong = {"Authorization": f"Bearer {inbox.ingest_token}"}
+    assert requests.get(f"{inbox.url}/metrics", headers=wrong, timeout=TIMEOUT).status_code == 401
+    page = requests.get(f"{inbox.url}/metrics", headers=inbox.auth, timeout=TIMEOUT)
+    assert page.status_code == 200
+    assert "chatra_webhooks_events_stored_total" in page.text
+
+
+def test_public_metrics_answer_without_a_token(
+    webhook_inbox_factory: Callable[..., InboxProcess], tmp_path: Path
+) -> None:
+    public = webhook_inbox_factory(f"sqlite:///{tmp_path}/a.sqlite", "--public-metrics")
+    from_env = webhook_inbox_factory(
+        f"sqlite:///{tmp_path}/b.sqlite", CHATRA_WEBHOOKS_PUBLIC_METRICS="true"
+    )
+    for inbox in (public, from_env):
+        page = requests.get(f"{inbox.url}/metrics", timeout=TIMEOUT)
+        assert page.status_code == 200
+        assert "chatra_webhooks_events_stored_total" in page.text
+        # The events stay behind the token.
+        assert inbox.read_events().status_code == 401
 
 
 def test_log_has_one_line_per_request_without_bodies_or_tokens(inbox: InboxProcess) -> None:
