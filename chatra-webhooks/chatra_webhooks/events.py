@@ -73,6 +73,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
 
+def _may_hold_surrogates(text: str) -> bool:
+    # The first two tests are quick and nearly always false; the search looks closer.
+    return ("\\u" in text or not text.isascii()) and _MAYBE_SURROGATE.search(text) is not None
+
+
 def _reject_constant(name: str) -> t.NoReturn:
     # Python's json accepts NaN and Infinity; JSON does not, and PostgreSQL's jsonb neither.
     msg = f"{name} is not JSON"
@@ -148,7 +153,8 @@ def _json_object(text: str) -> dict[str, t.Any]:
         raise BodyError("not_json", "the body is not JSON") from None
     # Depth first: whether the decoder itself gives up on deep nesting (RecursionError)
     # depends on the Python version (3.13 parses 5,000 levels), the answer must not.
-    if _depth(document) > MAX_DEPTH:
+    # Nesting needs a bracket per level: most bodies have too few to be checked at all.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
         msg = f"the JSON is nested more than {MAX_DEPTH} levels deep"
         raise BodyError("too_deep", msg)
     if not isinstance(document, dict):
@@ -189,7 +195,7 @@ def parse_body(raw: bytes) -> IncomingEvent:
     if not text.lstrip().startswith("{"):
         text = _form_field(text) or text
     document = _json_object(text)
-    if _MAYBE_SURROGATE.search(text):
+    if _may_hold_surrogates(text):
         document, repaired = _repair_strings(document)
         if repaired:
             text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
@@ -239,7 +245,7 @@ def stored_body(text: str) -> ServedBody:
         return ServedBody(None, ("not_json",))
     if not isinstance(document, dict):
         return ServedBody(None, ("not_object",))
-    if _MAYBE_SURROGATE.search(text):
+    if _may_hold_surrogates(text):
         document, repaired = _repair_strings(document)
         if repaired:
             repairs.add("lone_surrogate")

@@ -63,10 +63,23 @@ class InboxMetrics:
             registry=self.registry,
         )
 
+        # Each label's child looked up once, not on every request.
+        self._stored_by_name = {
+            name: self.stored.labels(event_name=name) for name in (*KNOWN_EVENTS, "other")
+        }
+        self._latency_by_route = {
+            route: self.latency.labels(route=route)
+            for route in ("ingest", *ROUTES.values(), "other")
+        }
+
     def count_stored(self, event_name: str | None) -> None:
         """Count an event committed for the first time."""
         label = event_name if event_name in KNOWN_EVENTS else "other"
-        self.stored.labels(event_name=label).inc()
+        self._stored_by_name[label].inc()
+
+    def observe_latency(self, path: str, seconds: float) -> None:
+        """Record how long a request to `path` took."""
+        self._latency_by_route[route_of(path)].observe(seconds)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""
