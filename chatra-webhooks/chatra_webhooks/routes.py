@@ -222,18 +222,19 @@ class Handlers:
         except ValueError as exc:
             return self._reject(request, "bad_query", _error(400, str(exc)))
         try:
-            body = await to_thread.run_sync(self._page, after, limit, reader)
+            body, count = await to_thread.run_sync(self._page, after, limit, reader)
         except StoreError as exc:
             LOGGER.warning("A page of events was not read: %s", exc)
             return _error(503, "the store is not available; try again")
-        _note(request, f"after={after}" + (f" reader={reader[0]}" if reader else ""))
+        _note(request, f"after={after} events={count}" + (f" reader={reader[0]}" if reader else ""))
         return Response(body, media_type="application/json")
 
-    def _page(self, after: int, limit: int, reader: tuple[str, int] | None) -> bytes:
+    def _page(self, after: int, limit: int, reader: tuple[str, int] | None) -> tuple[bytes, int]:
         # Reading and encoding up to PAGE_BYTES of bodies: on a worker thread.
         if reader is not None:
             self.store.acknowledge(*reader)
-        return page_json(self.store.read(after, limit), after, self.metrics)
+        page = self.store.read(after, limit)
+        return page_json(page, after, self.metrics), len(page.events)
 
     async def healthz(self, _request: Request) -> Response:
         """`GET /healthz`: 200 when the store answers, else 503."""
