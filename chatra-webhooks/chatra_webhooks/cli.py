@@ -206,8 +206,8 @@ def _export(args: argparse.Namespace) -> int:
         )
     if exported.skipped:
         print(
-            f"{PROG}: skipped {exported.skipped.total()} events that are not a JSON object "
-            f"({_counts(exported.skipped)})",
+            f"{PROG}: skipped {exported.skipped.total()} events that cannot be served as a "
+            f"JSON object ({_counts(exported.skipped)})",
             file=sys.stderr,
         )
     return 0

@@ -136,6 +136,11 @@ def _depth(document: object) -> int:
     return deepest
 
 
+def _too_deep(text: str, document: object) -> bool:
+    # Nesting needs a bracket per level: most bodies have too few to be checked at all.
+    return text.count("{") + text.count("[") > MAX_DEPTH and _depth(document) > MAX_DEPTH
+
+
 def _json_object(text: str) -> dict[str, t.Any]:
     try:
         document = json.loads(
@@ -153,8 +158,7 @@ def _json_object(text: str) -> dict[str, t.Any]:
         raise BodyError("not_json", "the body is not JSON") from None
     # Depth first: whether the decoder itself gives up on deep nesting (RecursionError)
     # depends on the Python version (3.13 parses 5,000 levels), the answer must not.
-    # Nesting needs a bracket per level: most bodies have too few to be checked at all.
-    if text.count("{") + text.count("[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
+    if _too_deep(text, document):
         msg = f"the JSON is nested more than {MAX_DEPTH} levels deep"
         raise BodyError("too_deep", msg)
     if not isinstance(document, dict):
@@ -218,7 +222,7 @@ class ServedBody:
         document: The body, or None when it is no JSON object (the event is skipped).
         repairs: What was repaired (`number_out_of_range`: a number beyond a float, or NaN or
             Infinity, became null; `lone_surrogate`: became U+FFFD), or why it cannot be
-            served (`not_json`, `not_object`).
+            served (`not_json`, `not_object`, `too_deep`).
     """
 
     document: dict[str, t.Any] | None
@@ -245,6 +249,9 @@ def stored_body(text: str) -> ServedBody:
         return ServedBody(None, ("not_json",))
     if not isinstance(document, dict):
         return ServedBody(None, ("not_object",))
+    # Deeper than the door allows: a reader's recursion limit could fail on it.
+    if _too_deep(text, document):
+        return ServedBody(None, ("too_deep",))
     if _may_hold_surrogates(text):
         document, repaired = _repair_strings(document)
         if repaired:

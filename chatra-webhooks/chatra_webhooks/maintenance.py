@@ -26,7 +26,8 @@ class Exported:
         count: Events written.
         last_seq: The last `seq` read, written or skipped (`after` when none).
         repaired: Events written repaired, by repair (see `events.stored_body`).
-        skipped: Events not written because they are no JSON object, by reason.
+        skipped: Events not written because they cannot be served as a JSON object, by
+            reason.
     """
 
     count: int = 0

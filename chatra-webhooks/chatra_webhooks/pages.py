@@ -1,9 +1,9 @@
 """A page of the read API as JSON, with every stored event served safely.
 
 No stored row may make a page fail: a body that is not strict JSON is served repaired (see
-`events.stored_body`), one that is no JSON object at all is skipped; either is counted and
-logged with its `seq`, never with its content. `next_after` passes skipped events too, so a
-reader never stops in front of one.
+`events.stored_body`), one that is no JSON object (or nested too deeply) is skipped; either
+is counted and logged with its `seq`, never with its content. `next_after` passes skipped
+events too, so a reader never stops in front of one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ if t.TYPE_CHECKING:
     from chatra_webhooks.store import Page, StoredEvent
 
 LOGGER = logging.getLogger("chatra_webhooks")
+#: Why a stored body cannot be served, as the log says it.
+_UNSERVABLE = {
+    "not_json": "not JSON",
+    "not_object": "not a JSON object",
+    "too_deep": "nested too deeply",
+}
 
 
 def _index(value: str | None) -> str | None:
@@ -53,7 +59,7 @@ def page_json(page: Page, after: int, metrics: InboxMetrics) -> bytes:
             LOGGER.warning(
                 "event seq %d is %s in the store; skipped (it cannot be served as a JSON object)",
                 event.seq,
-                "not JSON" if reason == "not_json" else "not a JSON object",
+                _UNSERVABLE[reason],
             )
             continue
         for repair in served.repairs:

@@ -178,7 +178,12 @@ def test_stored_bodies_are_served_repaired(
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("not json", "not_json"), ("[1]", "not_object"), ("[" * 100_000, "not_json")],
+    [
+        ("not json", "not_json"),
+        ("[1]", "not_object"),
+        ("[" * 100_000, "not_json"),
+        ('{"a":' * 500 + "1" + "}" * 500, "too_deep"),
+    ],
 )
 def test_stored_bodies_that_are_no_object_cannot_be_served(text: str, reason: str) -> None:
     served = stored_body(text)

@@ -130,6 +130,7 @@ POISON = [
     '{"eventName": "chatFragment", "messages": [{"message": "Hi \\ud83d"}]}',
     "not JSON: a secret chat text",
     '["an", "array"]',
+    '{"a":' * 200 + "1" + "}" * 200,
 ]
 
 
@@ -150,12 +151,12 @@ def test_poison_already_in_the_store_never_fails_a_read(
     pages = [inbox.read_events(0, limit, headers=inbox.auth) for limit in (1000, 1)]
     assert [page.status_code for page in pages] == [200, 200]
     events = {e["seq"]: e for e in inbox.all_events(limit=1)}
-    assert set(events) == {first, *planted[:2], *planted[4:], last}
+    assert set(events) == {first, *planted[:2], *planted[5:], last}
     assert events[planted[0]]["body"]["n"] is None
     assert events[planted[0]]["body"]["messages"] == [{"message": "kept"}]
     assert events[planted[1]]["body"]["messages"] == [{"message": "Hi \ufffd"}]
     if sqlite:
-        assert events[planted[4]]["body"] == {"a": "\ufffd"}
+        assert events[planted[5]]["body"] == {"a": "\ufffd"}
     whole = pages[0].json()
     assert (whole["next_after"], whole["has_more"]) == (last, False)
     # A page whose only row was skipped still moves the reader past it.
@@ -167,6 +168,7 @@ def test_poison_already_in_the_store_never_fails_a_read(
     assert inbox.metric('chatra_webhooks_read_repaired_total{repair="lone_surrogate"}') > 0
     assert inbox.metric('chatra_webhooks_read_skipped_total{reason="not_json"}') > 0
     assert inbox.metric('chatra_webhooks_read_skipped_total{reason="not_object"}') > 0
+    assert inbox.metric('chatra_webhooks_read_skipped_total{reason="too_deep"}') > 0
     log = inbox.log()
     assert f"event seq {planted[2]} is not JSON in the store; skipped" in log
     assert f"event seq {planted[0]} served with a repair: number_out_of_range" in log
@@ -178,8 +180,9 @@ def test_poison_already_in_the_store_never_fails_a_read(
     assert export.returncode == 0, export.stderr
     assert "Traceback" not in export.stderr
     assert f"exported {len(events)} events; the last seq is {last}" in export.stderr
-    assert "skipped 2 events that are not a JSON object (not_json: 1, not_object: 1)" in (
-        export.stderr
+    assert (
+        "skipped 3 events that cannot be served as a JSON object (not_json: 1, not_object: 1, "
+        "too_deep: 1)" in export.stderr
     )
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == len(events)
