@@ -83,6 +83,8 @@ def _sqlite_connect(dbapi_connection: t.Any, _record: object) -> None:
     # event answered 200 survives a crash or a power cut, not only a killed process.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
+    # No checkpoint inside a commit: `checkpoint.Checkpointer` runs them on a thread.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 

@@ -9,6 +9,7 @@ import typing as t
 import sqlalchemy as sa
 
 from chatra_webhooks import sql_readers
+from chatra_webhooks.checkpoint import Checkpointer
 from chatra_webhooks.schema import EVENTS, INBOX, WRITE_OPTIONS, as_utc, create_engine, upgrade
 from chatra_webhooks.store import (
     Appended,
@@ -113,6 +114,9 @@ class SqlEventStore:
             raise StoreError(msg) from None
         self._writer: BatchWriter[IncomingEvent, Appended] = BatchWriter(
             self._write_batch, max_batch=MAX_BATCH, name="chatra-webhooks-writer"
+        )
+        self._checkpointer = (
+            Checkpointer(self._engine) if self._engine.dialect.name == "sqlite" else None
         )
 
     def append(self, event: IncomingEvent) -> Appended:
@@ -288,6 +292,8 @@ class SqlEventStore:
             raise StoreError(msg) from None
 
     def close(self) -> None:
-        """Write what is queued, then release every connection."""
+        """Write what is queued, checkpoint (SQLite), then release every connection."""
         self._writer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._engine.dispose()
