@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from chatra_sandbox import SandboxServer
-    from conftest import PostgresDatabase, WebhookInbox
+    from chatra_webhooks.testing import InboxProcess
+    from conftest import PostgresDatabase
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -87,7 +88,7 @@ def test_every_job_runs_from_a_fresh_clone(
     meltano: MeltanoProject,
     scratch_postgres_database: PostgresDatabase,
     chatra_sandbox_factory: Callable[..., SandboxServer],
-    webhook_inbox_factory: Callable[[str], WebhookInbox],
+    webhook_inbox_factory: Callable[..., InboxProcess],
     tmp_path: Path,
 ) -> None:
     sandbox = chatra_sandbox_factory(
