@@ -154,6 +154,10 @@ class TapChatra(ChatraPlugin, Tap):
         ]
         for stream in resuming:
             stream.read_id_state()
+        # Meltano holds this state: a STATE that says the same is not written (state_flush.py).
+        writer = self.message_writer
+        if isinstance(writer, StateSizeWriter):
+            writer.started_from(self.state)
         # A run killed mid-stream left a cursor (run_cursor.py): take over what it did before
         # the sync's first STATE, so that a kill of this run keeps it too.
         for stream in resuming:
