@@ -46,7 +46,7 @@ from tap_chatra.progress import Periodic, Progress, format_duration
 from tap_chatra.records import RecordShaper
 from tap_chatra.run_cursor import RUN_KEY, Interrupted, RunCursor
 from tap_chatra.set_aside import SetAsideLog
-from tap_chatra.state_flush import FlushSchedule
+from tap_chatra.state_flush import FlushSchedule, write_state_now
 from tap_chatra.workers import Cancelled, WorkerPool, in_order
 
 if t.TYPE_CHECKING:
@@ -171,21 +171,12 @@ class ChatraStream(RESTStream[None]):
         _ = self.id_state
 
     def emit_state_now(self) -> int:
-        """Write a STATE message now; it covers every record written so far.
+        """Write a STATE message now (state_flush.write_state_now), if it says anything new.
 
         Returns the size in bytes of the last STATE written (this one, or the one before if
         nothing changed since).
-
-        The one place that changes SDK behaviour through its internals. The SDK writes STATE
-        only every `STATE_MSG_FREQUENCY` (10,000) records and at the end of a stream, and only
-        if a RECORD was written since the last one (`state_manager.is_flushed`). Per-ID state
-        also changes without a RECORD (404s, unchanged clients) and must reach Meltano every
-        `state_flush_seconds` of an hours-long run, so this marks the state unflushed and calls
-        the SDK's own writer, which still skips a STATE equal to the last one written.
-        tests/test_sdk_internals.py fails if an SDK upgrade changes either.
         """
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        write_state_now(self)
         return self._chatra.state_writer_bytes()
 
     @override

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 import typing as t
 
+from tap_chatra.state_flush import FlushTimer
+
 if t.TYPE_CHECKING:
     import logging
     from collections.abc import Callable
@@ -92,21 +94,15 @@ class Periodic(t.Generic[R]):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._progress = progress
-        self._flush = flush
-        self._schedule = schedule
-        self._clock = clock
-        self._next_flush = clock() + schedule.interval(state_bytes)
+        self._timer = FlushTimer(flush, schedule, state_bytes=state_bytes, clock=clock)
 
     def due_in(self) -> float:
         """Seconds until a STATE or a progress line is due."""
-        until_flush = max(0.0, self._next_flush - self._clock())
-        return min(until_flush, self._progress.seconds_until_due())
+        return min(self._timer.due_in(), self._progress.seconds_until_due())
 
     def run_due(self) -> None:
         """Write STATE and log progress if either is due."""
-        if self._clock() >= self._next_flush:
-            size = self._flush()
-            self._next_flush = self._clock() + self._schedule.interval(size)
+        self._timer.run_due()
         self._progress.maybe_log()
 
     def wait(self, future: Future[R]) -> R:

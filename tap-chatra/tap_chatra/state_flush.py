@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import sys
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -27,8 +28,9 @@ from typing_extensions import override
 from tap_chatra.id_map import Encoded
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
+    from singer_sdk import Stream
     from singer_sdk.singerlib import Message
 
 #: From this size on, each STATE is logged with its size.
@@ -56,6 +58,53 @@ class FlushSchedule:
         """Seconds until the next STATE after one of `state_bytes`."""
         within_budget = state_bytes * 3600 / self.bytes_per_hour if self.bytes_per_hour else 0.0
         return max(self.min_seconds, min(self.max_seconds, within_budget))
+
+
+class FlushTimer:
+    """Writes STATE when the schedule says, timed by the size of the last one.
+
+    `flush` writes a STATE and returns the size in bytes of the last STATE written, from
+    which the schedule sets the time of the next one; the first one is timed by
+    `state_bytes`, the size of the last STATE before this timer.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[], int],
+        schedule: FlushSchedule,
+        *,
+        state_bytes: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._flush = flush
+        self._schedule = schedule
+        self._clock = clock
+        self._next = clock() + schedule.interval(state_bytes)
+
+    def due_in(self) -> float:
+        """Seconds until a STATE is due."""
+        return max(0.0, self._next - self._clock())
+
+    def run_due(self) -> None:
+        """Write STATE if it is due."""
+        if self._clock() >= self._next:
+            size = self._flush()
+            self._next = self._clock() + self._schedule.interval(size)
+
+
+def write_state_now(stream: Stream) -> None:
+    """Have the SDK write a STATE for `stream` now, covering every record written so far.
+
+    The one place that changes SDK behaviour through its internals. The SDK writes STATE
+    only every `STATE_MSG_FREQUENCY` (10,000) records and at the end of a stream, and only
+    if a RECORD was written since the last one (`state_manager.is_flushed`). Per-ID state
+    also changes without a RECORD (404s, unchanged clients), and every stream must reach
+    Meltano every few seconds of an hours-long run, so this marks the state unflushed and
+    calls the SDK's own writer, which still skips a STATE equal to the last one written.
+    tests/test_sdk_internals.py fails if an SDK upgrade changes either.
+    """
+    stream.state_manager.is_flushed = False
+    stream._write_state_message()
 
 
 def essence(value: object) -> object:
