@@ -15,8 +15,10 @@ import time
 import typing as t
 from collections import Counter
 from functools import cached_property
+from http import HTTPStatus
 
 import requests
+from singer_sdk import metrics
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
@@ -42,7 +44,7 @@ from tap_chatra.errors import (
 from tap_chatra.id_map import MINUTE
 from tap_chatra.id_sources import IdSourceError, collect_ids
 from tap_chatra.id_state import IdState, Plan, plan_fetches
-from tap_chatra.progress import Periodic, Progress, format_duration
+from tap_chatra.progress import Periodic, Progress, RequestTimes, format_duration
 from tap_chatra.records import RecordShaper
 from tap_chatra.run_cursor import RUN_KEY, Interrupted, RunCursor
 from tap_chatra.set_aside import SetAsideLog
@@ -78,6 +80,7 @@ class ChatraStream(RESTStream[None]):
         self._pool: WorkerPool | None = None
         self._set_aside = SetAsideLog(self.name)
         self._cursor: RunCursor | None = None
+        self._request_times = RequestTimes()
 
     # HTTP: the SDK's hooks, backed by chatra_client.
 
@@ -127,6 +130,38 @@ class ChatraStream(RESTStream[None]):
     def validate_response(self, response: requests.Response) -> None:
         request = response.request
         raise_for_response(response, context=f"{self.name}: {request.method} {request.path_url}")
+
+    @override
+    def _write_request_duration_log(
+        self,
+        endpoint: str,
+        response: requests.Response,
+        context: Context | None,
+        extra_tags: dict[str, t.Any] | None,
+    ) -> None:
+        """The SDK's METRIC line of one request, at DEBUG; counted for the stream's summary.
+
+        A private SDK hook (RESTStream._request calls it after each attempt); pinned by
+        tests/test_sdk_internals.py.
+        """
+        seconds = response.elapsed.total_seconds()
+        failed = response.status_code >= HTTPStatus.BAD_REQUEST
+        self._request_times.add(seconds, failed=failed)
+        if not self.metrics_logger.isEnabledFor(logging.DEBUG):
+            return
+        point = metrics.Point(
+            "timer",
+            metric=metrics.Metric.HTTP_REQUEST_DURATION,
+            value=seconds,
+            tags={
+                metrics.Tag.STREAM: self.name,
+                metrics.Tag.ENDPOINT: endpoint,
+                metrics.Tag.HTTP_STATUS_CODE: response.status_code,
+                metrics.Tag.STATUS: metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED,
+                **(extra_tags or {}),
+            },
+        )
+        self.metrics_logger.debug("METRIC: %s", point)
 
     @override
     def response_error_message(self, response: requests.Response) -> str:
@@ -428,6 +463,8 @@ class ChatraStream(RESTStream[None]):
                 self._pool = None
         self.finish(time.time())
         self.logger.info("%s", self._summary(counts))
+        if self._request_times.count:
+            self.logger.info("%s", self._request_times.line(self.name))
         if summary := self._set_aside.summary():
             self.logger.warning("%s", summary)
         self._fail_if_systemic(final=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import typing as t
 
@@ -27,6 +28,39 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+class RequestTimes:
+    """How long a stream's requests took: one line at its end, not one per request.
+
+    The SDK logs a METRIC line per request at INFO, which Meltano reads and logs again: 2,000
+    of a 2,000-ID run's 2,048 lines. Those go to DEBUG; this sums them up. Requests end on
+    the worker threads, hence the lock; a count, a sum and a maximum, so a backfill of a
+    million IDs keeps no list of them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.failed = 0
+        self._total = 0.0
+        self._slowest = 0.0
+
+    def add(self, seconds: float, *, failed: bool) -> None:
+        """Count one request (an attempt: a retry is another) that took `seconds`."""
+        with self._lock:
+            self.count += 1
+            self.failed += failed
+            self._total += seconds
+            self._slowest = max(self._slowest, seconds)
+
+    def line(self, stream: str) -> str:
+        """The summary: ``messages: 2000 requests, 1.2 ms on average, the slowest 15.0 ms, ...``."""
+        mean = self._total / self.count if self.count else 0.0
+        return (
+            f"{stream}: {self.count} requests, {mean * 1000:.1f} ms on average, the slowest "
+            f"{self._slowest * 1000:.1f} ms, {self.failed} answered an error."
+        )
 
 
 class Progress:

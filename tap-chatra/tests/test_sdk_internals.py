@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import signal
 from contextlib import redirect_stdout
 
@@ -167,3 +168,38 @@ def test_the_sdks_own_state_messages_go_through_the_streams_writer(chatra_sandbo
     ]
     assert [bookmark["run"]["done"] for bookmark in during] == [0, 1, 2, 3]
     assert all(bookmark["fetched"] == {} for bookmark in during)
+
+
+def test_request_metrics_go_to_debug_and_one_summary_line(
+    chatra_sandbox, kit, caplog, monkeypatch
+) -> None:
+    # ChatraStream overrides the SDK's private `_write_request_duration_log` (RESTStream._request
+    # calls it after every attempt): its INFO METRIC line per request was nearly every line of
+    # a run, each parsed and logged again by Meltano. Fails if the SDK stops calling it.
+    ids = chatra_sandbox.ids("messages")[:5]
+    config = kit.config(chatra_sandbox, message_ids=ids, fetch_message_clients=False)
+
+    def request_metrics(level: int) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "singer_sdk.metrics"
+            and r.levelno == level
+            and "http_request_duration" in r.getMessage()
+        ]
+
+    with caplog.at_level(logging.INFO):
+        kit.run(config)
+    assert request_metrics(logging.INFO) == []
+    summaries = [r.getMessage() for r in caplog.records if "ms on average" in r.getMessage()]
+    assert len(summaries) == 1
+    assert summaries[0].startswith("messages: 5 requests, ")
+    assert summaries[0].endswith(", 0 answered an error.")
+
+    caplog.clear()
+    monkeypatch.setenv("TAP_CHATRA_LOGLEVEL", "debug")  # the SDK reads it, or LOGLEVEL
+    with caplog.at_level(logging.DEBUG):
+        kit.run(config)
+    debug = request_metrics(logging.DEBUG)
+    assert len(debug) == len(ids)
+    assert all('"endpoint":"/messages/{id}"' in line for line in debug)
