@@ -30,9 +30,11 @@ if __package__ in {None, ""}:
 
 from bench import (
     inbox_bench,
+    meltano_bench,
     pacing_bench,
     page_bench,
     refresh_bench,
+    scale_bench,
     state_bench,
     tap_bench,
     target_bench,
@@ -61,6 +63,8 @@ SEQUENTIAL: list[Bench] = [
     ("inbox", inbox_bench.throughput),
     ("16", state_bench.volume),
     ("18", state_bench.million),
+    ("25", scale_bench.million),
+    ("25", meltano_bench.versus_dlt),
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
