@@ -245,3 +245,7 @@ def versus_dlt(ctx: Context) -> None:
         }
         for name, label in labels.items():
             ctx.report.detail(ITEM, f"{count:,} IDs, " + _describe(label, medians[name]))
+        walls = "; ".join(
+            f"{name} " + ", ".join(f"{run['wall']:.2f}" for run in of) for name, of in runs.items()
+        )
+        ctx.report.detail(ITEM, f"{count:,} IDs, each run (s): {walls}")
