@@ -63,7 +63,7 @@ class Sizes:
             million_new=200,
             refresh_clients=200,
             refresh_changed=5,
-            meltano_ids=(50,),
+            meltano_ids=(),
             webhook_events=20_000,
             webhook_flush_seconds=0.3,
             webhook_kill_after=0.15,
