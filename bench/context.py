@@ -36,6 +36,12 @@ class Sizes:
     million_new: int = 2_000
     refresh_clients: int = 10_000
     refresh_changed: int = 50
+    # Issue 25: message IDs of `meltano run` against dlt; webhook events of the kill, its
+    # STATE interval (None: the default) and when the kill comes after a STATE.
+    meltano_ids: tuple[int, ...] = (2_000, 20_000)
+    webhook_events: int = 400_000
+    webhook_flush_seconds: float | None = None
+    webhook_kill_after: float = 5.0
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -57,6 +63,10 @@ class Sizes:
             million_new=200,
             refresh_clients=200,
             refresh_changed=5,
+            meltano_ids=(),
+            webhook_events=20_000,
+            webhook_flush_seconds=0.3,
+            webhook_kill_after=0.15,
         )
 
 

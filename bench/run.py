@@ -30,9 +30,11 @@ if __package__ in {None, ""}:
 
 from bench import (
     inbox_bench,
+    meltano_bench,
     pacing_bench,
     page_bench,
     refresh_bench,
+    scale_bench,
     state_bench,
     tap_bench,
     target_bench,
@@ -61,6 +63,8 @@ SEQUENTIAL: list[Bench] = [
     ("inbox", inbox_bench.throughput),
     ("16", state_bench.volume),
     ("18", state_bench.million),
+    ("25", scale_bench.million),
+    ("25", meltano_bench.versus_dlt),
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -104,6 +108,18 @@ PREFACE = """## How it is measured
   given 50 new messages of 50 different clients, with the first run's STATE. Its requests
   are counted at the sandbox: one per message and one per client that is due
   (client_refresh_hours 24, the default); the same run with 0 shows what it cost before.
+- Item 25 (the tap at a million IDs): a run with 1,000,000 message IDs all in its state,
+  its STATE bytes against that state's size and its peak RSS; the client refresh of a million
+  clients, requests per hourly run from the tap's own rule (`client_refresh.due_at`), learned
+  in one run and from state written before the spread; the webhook streams SIGKILLed 5 s after
+  their second STATE at the default flush, the events a run resumed from the last complete
+  STATE reads again against the events between the last two STATEs.
+- Item 25 (Meltano against dlt): `meltano run --full-refresh tap-chatra target-duckdb` in the
+  repository's project (its own system database, warmed by one untimed run) and a dlt
+  `rest_api` pipeline into DuckDB (bench/dlt_pipeline.py, in .venv/dlt-bench, pinned by
+  bench/dlt-constraints.txt) on the same IDs from one unpaced sandbox, with tap-chatra alone
+  and the bare loop beside them, one after another, three times; medians. The breakdown
+  splits each run at its first and last request (the sandbox's log, wall clock).
 - Item 15: the target's preview page of a 10,000-row dry run, opened from disk in Debian's
   chromium (Playwright, headless); the figure is the browser's own navigation timing, up to
   the end of DOMContentLoaded, by which the page's script has shown the first rows."""

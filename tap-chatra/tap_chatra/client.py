@@ -15,8 +15,10 @@ import time
 import typing as t
 from collections import Counter
 from functools import cached_property
+from http import HTTPStatus
 
 import requests
+from singer_sdk import metrics
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
@@ -43,11 +45,11 @@ from tap_chatra.errors import (
 from tap_chatra.id_map import MINUTE
 from tap_chatra.id_sources import IdSourceError, collect_ids
 from tap_chatra.id_state import IdState, Plan, plan_fetches
-from tap_chatra.progress import Periodic, Progress, format_duration
+from tap_chatra.progress import Periodic, Progress, RequestTimes, format_duration
 from tap_chatra.records import RecordShaper
 from tap_chatra.run_cursor import RUN_KEY, Interrupted, RunCursor
 from tap_chatra.set_aside import SetAsideLog
-from tap_chatra.state_flush import FlushSchedule
+from tap_chatra.state_flush import FlushSchedule, write_state_now
 from tap_chatra.workers import Cancelled, WorkerPool, in_order
 
 if t.TYPE_CHECKING:
@@ -83,6 +85,7 @@ class ChatraStream(RESTStream[None]):
         self._cursor: RunCursor | None = None
         # In the catalog's metadata too, as `forced-replication-method`.
         self.forced_replication_method = REPLICATION_INCREMENTAL
+        self._request_times = RequestTimes()
 
     # Replication: incremental by ID. STATE keeps each ID's fetch (id_state.py), so a run
     # fetches only what is new or due; there is no one column to resume from, so no
@@ -172,6 +175,38 @@ class ChatraStream(RESTStream[None]):
         raise_for_response(response, context=f"{self.name}: {request.method} {request.path_url}")
 
     @override
+    def _write_request_duration_log(
+        self,
+        endpoint: str,
+        response: requests.Response,
+        context: Context | None,
+        extra_tags: dict[str, t.Any] | None,
+    ) -> None:
+        """The SDK's METRIC line of one request, at DEBUG; counted for the stream's summary.
+
+        A private SDK hook (RESTStream._request calls it after each attempt); pinned by
+        tests/test_sdk_internals.py.
+        """
+        seconds = response.elapsed.total_seconds()
+        failed = response.status_code >= HTTPStatus.BAD_REQUEST
+        self._request_times.add(seconds, failed=failed)
+        if not self.metrics_logger.isEnabledFor(logging.DEBUG):
+            return
+        point = metrics.Point(
+            "timer",
+            metric=metrics.Metric.HTTP_REQUEST_DURATION,
+            value=seconds,
+            tags={
+                metrics.Tag.STREAM: self.name,
+                metrics.Tag.ENDPOINT: endpoint,
+                metrics.Tag.HTTP_STATUS_CODE: response.status_code,
+                metrics.Tag.STATUS: metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED,
+                **(extra_tags or {}),
+            },
+        )
+        self.metrics_logger.debug("METRIC: %s", point)
+
+    @override
     def response_error_message(self, response: requests.Response) -> str:
         # Never the body: it may hold chat text, which is personal data.
         request = response.request
@@ -214,21 +249,12 @@ class ChatraStream(RESTStream[None]):
         _ = self.id_state
 
     def emit_state_now(self) -> int:
-        """Write a STATE message now; it covers every record written so far.
+        """Write a STATE message now (state_flush.write_state_now), if it says anything new.
 
         Returns the size in bytes of the last STATE written (this one, or the one before if
         nothing changed since).
-
-        The one place that changes SDK behaviour through its internals. The SDK writes STATE
-        only every `STATE_MSG_FREQUENCY` (10,000) records and at the end of a stream, and only
-        if a RECORD was written since the last one (`state_manager.is_flushed`). Per-ID state
-        also changes without a RECORD (404s, unchanged clients) and must reach Meltano every
-        `state_flush_seconds` of an hours-long run, so this marks the state unflushed and calls
-        the SDK's own writer, which still skips a STATE equal to the last one written.
-        tests/test_sdk_internals.py fails if an SDK upgrade changes either.
         """
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        write_state_now(self)
         return self._chatra.state_writer_bytes()
 
     @override
@@ -481,6 +507,8 @@ class ChatraStream(RESTStream[None]):
                 self._pool = None
         self.finish(time.time())
         self.logger.info("%s", self._summary(counts))
+        if self._request_times.count:
+            self.logger.info("%s", self._request_times.line(self.name))
         if summary := self._set_aside.summary():
             self.logger.warning("%s", summary)
         self._fail_if_systemic(final=True)

@@ -2,9 +2,18 @@
 
 A client is fetched when it was never fetched; when a webhook event or a newly fetched
 message named it since its last fetch (it was part of a chat, so it may have changed); or
-when its last fetch is older than `client_refresh_hours` (nothing tells the tap about an
-edit made in Chatra's dashboard, so every client is looked at now and then). With 0 hours,
-every known client is fetched on every run.
+when it is due for its refresh (nothing tells the tap about an edit made in Chatra's
+dashboard, so every client is looked at now and then). With 0 hours, every known client is
+fetched on every run.
+
+Refreshes are spread evenly over the window of `client_refresh_hours` (R): each client has
+its own time in every window, R times a fraction drawn from a hash of its ID, and is due at
+the first of those times that is at least R/2 after its last fetch. So a client refreshed on
+time is refreshed every R, and clients learned together (a backfill, an import) fall due
+spread over a whole window, between R/2 and 3R/2 after it, not all at once R later. A client
+whose last fetch is older than the spread (the run that first planned with it, kept in the
+`refresh` marks as `spread`) is due no earlier than its first time after that: state written
+before it falls due spread over a window too, never at once, and never later than R after it.
 
 Known clients are the configured ones, the named ones and every client in the stream's
 per-ID state: a client stays known (and refreshed) until a full refresh forgets the state.
@@ -20,6 +29,8 @@ minute, so a name in the minute of the last fetch counts as newer: at worst one 
 
 from __future__ import annotations
 
+import hashlib
+import math
 import typing as t
 from dataclasses import dataclass
 
@@ -68,24 +79,49 @@ class NamedClients:
         return self._named.written_ids()
 
 
+def refresh_phase(client_id: str) -> float:
+    """Where in every refresh window the client falls due, as a fraction in [0, 1)."""
+    data = client_id.encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(data, digest_size=8, person=b"chatra-refresh").digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def due_at(client_id: str, fetched_at: int, refresh_seconds: float, spread_from: int) -> float:
+    """When a client last fetched at `fetched_at` (epoch seconds) is next due for a refresh.
+
+    Its first own time (`refresh_phase` of every window since the epoch) at least half a
+    window after that fetch, and, for a fetch before `spread_from`, at or after that.
+    """
+    earliest = fetched_at + refresh_seconds / 2
+    if fetched_at < spread_from:
+        earliest = max(earliest, spread_from)
+    offset = refresh_phase(client_id) * refresh_seconds
+    return offset + math.ceil((earliest - offset) / refresh_seconds) * refresh_seconds
+
+
 @dataclass(frozen=True)
 class RefreshRule:
     """Whether a known client is due again, given when it was last fetched.
 
     `refresh_started` is when this run's refresh began (earlier, when it resumes one that was
     interrupted), so that a client done before the interruption is not fetched twice.
+    `spread_from` is when refreshes began to be spread (see above).
     """
 
     named: NamedClients
     refresh_started: int
     refresh_seconds: float
+    spread_from: int = 0
 
     def is_due(self, client_id: str, fetched_at: int) -> bool:
-        """Named since its last fetch, or last fetched longer ago than the refresh age."""
+        """Named since its last fetch, or due for its refresh by this refresh's start."""
         named_at = self.named.named_at(client_id)
         if named_at is not None and named_at >= fetched_at:
             return True
-        return fetched_at < self.refresh_started - self.refresh_seconds
+        if self.refresh_seconds <= 0:
+            return fetched_at < self.refresh_started
+        due = due_at(client_id, fetched_at, self.refresh_seconds, self.spread_from)
+        return due <= self.refresh_started
 
 
 def known_clients(configured: list[str], named: NamedClients, state: IdState) -> list[str]:

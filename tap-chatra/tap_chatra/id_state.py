@@ -181,13 +181,22 @@ class IdState:
 
 
 class RefreshRun:
-    """The run that refreshes the clients due: when it started, and whether it finished."""
+    """The run that refreshes the clients due: when it started, and whether it finished.
+
+    Also when refreshes began to be spread over the window (`spread`, client_refresh.py).
+    """
 
     def __init__(self, bookmark: dict[str, t.Any], *, logger: logging.Logger) -> None:
         marks = _plain(bookmark.get("refresh"))
         if marks is not None and not isinstance(marks, dict):
             logger.warning("STATE key 'refresh' is not an object; starting it afresh.")
         self._marks = bookmark["refresh"] = dict(marks) if isinstance(marks, dict) else {}
+        self._before: dict[str, t.Any] | None = None
+
+    def _in_progress(self) -> bool:
+        started = epoch_seconds(self._marks.get("started"))
+        finished = epoch_seconds(self._marks.get("finished"))
+        return started is not None and (finished is None or finished < started)
 
     def start(self, now: float) -> int:
         """Start a refresh, or resume one that was interrupted; return when it started.
@@ -197,13 +206,31 @@ class RefreshRun:
         taken for done. (Only when two runs start within one minute does that lie a moment
         ahead; clients fetched meanwhile are stamped with the start.)
         """
-        started = epoch_seconds(self._marks.get("started"))
+        if self._in_progress():
+            return int(self._marks["started"])
+        self._before = self.marks()
         finished = epoch_seconds(self._marks.get("finished"))
-        if started is not None and (finished is None or finished < started):
-            return started
         after_previous = 0 if finished is None else finished // MINUTE + 1
         self._marks["started"] = started = max(int(now) // MINUTE, after_previous) * MINUTE
         return started
+
+    def spread_from(self, started: int) -> int:
+        """Since when refreshes are spread: the first refresh that planned with a spread."""
+        spread = epoch_seconds(self._marks.get("spread"))
+        if spread is None:
+            self._marks["spread"] = spread = started
+        return spread
+
+    def nothing_to_do(self) -> None:
+        """This run's refresh has no client to fetch: leave its marks as they were.
+
+        A new refresh of nothing would change the state, and so cost a whole STATE, for
+        nothing; a refresh resumed is finished as usual.
+        """
+        if self._before is not None:
+            spread = self._marks.get("spread")
+            self.restore({**self._before, "spread": spread} if spread is not None else self._before)
+            self._before = None
 
     def marks(self) -> dict[str, t.Any]:
         """The marks as they are now, for `restore`."""
@@ -215,8 +242,9 @@ class RefreshRun:
         self._marks.update(marks)
 
     def finish(self, now: float) -> None:
-        """Mark the refresh complete."""
-        self._marks["finished"] = max(int(now), epoch_seconds(self._marks.get("started")) or 0)
+        """Mark the refresh complete (if one is under way)."""
+        if self._in_progress():
+            self._marks["finished"] = max(int(now), int(self._marks["started"]))
 
 
 @dataclass

@@ -90,9 +90,11 @@ TAP_SETTINGS = th.PropertiesList(
         title="Refresh unchanged clients after (hours)",
         description=(
             "A known client is fetched again when a webhook event or a newly fetched message "
-            "names it, and otherwise only once its last fetch is this many hours old, so a "
-            "run's requests follow what changed, not how many clients there are. 0 fetches "
-            "every known client on every run."
+            "names it, and otherwise refreshed every this many hours, each client at its own "
+            "time of that window (from a hash of its ID), so a run's requests follow what "
+            "changed, not how many clients there are, and refreshes spread evenly over the "
+            "hours: a client's first refresh comes between half and one and a half windows "
+            "after its first fetch. 0 fetches every known client on every run."
         ),
         examples=[24, 168, 0],
     ),
@@ -129,7 +131,8 @@ TAP_SETTINGS = th.PropertiesList(
         title="Shortest STATE interval (seconds)",
         description=(
             "STATE messages are at least this far apart while a stream runs (and one follows "
-            "the end of each stream); a killed run resumes from the last one. While a stream "
+            "the end of each stream that changed the state: a run that changes nothing writes "
+            "none); a killed run resumes from the last one. While a stream "
             "runs, its STATE holds its state as the run started plus a cursor (about 150 "
             "bytes) saying how far the run got, not every ID fetched so far; the STATE after "
             "the stream's end holds them all. As the STATE grows the interval grows too, see "

@@ -105,14 +105,18 @@ class ClientsStream(ChatraStream):
             self.named,
             refresh_started=self._refresh_started,
             refresh_seconds=float(self.config.get("client_refresh_hours", 24)) * 3600,
+            spread_from=self.refresh_run.spread_from(self._refresh_started),
         )
-        return plan_fetches(
+        plan = plan_fetches(
             self.source_ids(configured),
             self.id_state,
             now=int(now),
             missing_retry_seconds=self._chatra.missing_retry_seconds,
             is_due=rule.is_due,
         )
+        if not plan.to_fetch:
+            self.refresh_run.nothing_to_do()
+        return plan
 
     def note_named(self, client_id: str, now: int) -> None:
         """Note that a message or a webhook event named this client now.

@@ -6,7 +6,9 @@ Every event read also hands the IDs it names to the REST streams, which sync aft
 
 A position is moved past an event only once everything the stream emits for it is written
 (the code after each `yield` runs when the SDK asks for the next record), so a killed run
-reads that event again rather than losing part of it; keys make the repeat harmless.
+reads that event again rather than losing part of it; keys make the repeat harmless. STATE
+follows by the per-ID streams' rules (state_flush.FlushSchedule), so a kill reads again at
+most the events of one flush interval.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from chatra_client.paths import _is_loopback as is_loopback
 from tap_chatra.event_files import EventFile
 from tap_chatra.events import event_row, ids_in_event, message_rows
 from tap_chatra.inbox import InboxPaginator, check_inbox_response, inbox_events, read_params
+from tap_chatra.state_flush import FlushSchedule, FlushTimer, write_state_now
 from tap_chatra.streams import SCHEMAS
 
 if t.TYPE_CHECKING:
@@ -202,13 +205,18 @@ class EventStream(RESTStream[int]):
     def _mark_done(self, seq: int) -> None:
         self.stream_state["events_done"] = seq
 
+    def emit_state_now(self) -> int:
+        """Write a STATE now, if it says anything new; the size of the last one written."""
+        write_state_now(self)
+        return self._chatra.state_writer_bytes()
+
     # Reading events, whichever the source.
 
     def events(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
         """Every event after this stream's position, as webhook_events rows, in `seq` order.
 
         Each event's IDs are queued for the REST streams when it is read; the position moves
-        past it once the caller asks for the next one.
+        past it once the caller asks for the next one, and a STATE follows when one is due.
         """
         if self.config.get(INBOX_SETTING) or self.config.get(FILE_SETTING):
             bookmark = self.get_starting_replication_key_value(context)
@@ -216,27 +224,36 @@ class EventStream(RESTStream[int]):
                 self.logger.info("%s: resuming from STATE at event seq %d.", self.name, bookmark)
             else:
                 self.logger.info("%s: no event seq in STATE: reading from the first.", self.name)
+        timer = FlushTimer(
+            self.emit_state_now,
+            FlushSchedule.from_config(self.config),
+            state_bytes=self._chatra.state_writer_bytes(),
+        )
         if self.config.get(INBOX_SETTING):
-            yield from self._inbox_events(context)
+            yield from self._inbox_events(context, timer)
         elif file_name := self.config.get(FILE_SETTING):
-            yield from self._file_events(Path(file_name).expanduser())
+            yield from self._file_events(Path(file_name).expanduser(), timer)
 
-    def _inbox_events(self, context: Context | None) -> Iterator[dict[str, t.Any]]:
+    def _inbox_events(
+        self, context: Context | None, timer: FlushTimer
+    ) -> Iterator[dict[str, t.Any]]:
         try:
             for event in self.request_records(context):
                 self._discover(event)
                 yield event
                 self._mark_done(event["seq"])
+                timer.run_due()
         except (RetriableAPIError, requests.RequestException) as error:
             raise self._unavailable(error) from None
 
-    def _file_events(self, path: Path) -> Iterator[dict[str, t.Any]]:
+    def _file_events(self, path: Path, timer: FlushTimer) -> Iterator[dict[str, t.Any]]:
         reader = EventFile(path, self.stream_state, self.logger)
         for event in reader.events(self.name):
             row = event_row(event.seq, event.payload, received_at=event.received_at)
             self._discover(row)
             yield row
             reader.advance(event.seq, event.end_offset, event.line)
+            timer.run_due()
 
     def _discover(self, event: dict[str, t.Any]) -> None:
         # Both streams read the same events; the IDs of each are handed on once per run.

@@ -68,6 +68,13 @@ class TapOutput:
     def last_state(self) -> dict[str, t.Any]:
         return self.states[-1]
 
+    def state_after(self, given: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The state the next run starts from: the last STATE, or the one given if none.
+
+        A run writes no STATE that says nothing new; Meltano then keeps the one it had.
+        """
+        return self.states[-1] if self.states else given
+
     def counts(self) -> Counter[tuple[str, str | None]]:
         return Counter((m["type"], m.get("stream")) for m in self.messages)
 

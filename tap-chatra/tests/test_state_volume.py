@@ -181,3 +181,39 @@ def test_ids_fetched_for_good_are_counted_but_not_kept_from_the_id_files(tmp_pat
     assert tap.id_lists.for_stream("clients") == ["a"]  # refreshed every run: kept
     plan = tap.streams["messages"].plan(1_700_000_000)
     assert (plan.to_fetch, plan.already_fetched) == (["new"], 3)
+
+
+def test_a_run_that_fetches_nothing_writes_no_state(chatra_sandbox, kit) -> None:
+    # Meltano already holds the state a run starts from; at a million IDs each STATE that
+    # repeats it is 20 MB stored again (the SDK writes one at the start and after each stream).
+    messages = chatra_sandbox.ids("messages")[:3]
+    config = kit.config(chatra_sandbox, message_ids=messages)
+    first = kit.run(config)
+    assert sorted(first.ids("messages")) == sorted(messages)
+    assert first.ids("clients")
+
+    chatra_sandbox.reset_log()
+    again = kit.run(config, state=first.last_state)
+    assert chatra_sandbox.request_log() == []
+    assert again.states == []
+    assert again.counts()[("RECORD", "messages")] == 0
+
+    # One new message: the streams it changed write their STATE, and the next run starts
+    # from what they say.
+    extra = chatra_sandbox.ids("messages")[3]
+    more = kit.run({**config, "message_ids": [*messages, extra]}, state=first.last_state)
+    assert more.ids("messages") == [extra]
+    assert more.states
+    assert extra in read_ids(more.last_state["bookmarks"]["messages"]["fetched"])
+
+
+def test_the_first_state_of_a_run_is_timed_by_the_size_of_the_state_it_started_from() -> None:
+    # No STATE repeats the given one, but the flush schedule still counts its size: a run
+    # from a large state must not write its first STATE after state_flush_seconds.
+    ids = [f"{n:017d}" for n in range(50_000)]
+    state = {"bookmarks": {"messages": {"fetched": {"2026-01-01T00:00": ids}}}}
+    tap = TapChatra(config={"api_key_pair": "pub:secret"}, state=state)
+    written = len(serialize_json({"type": "STATE", "value": state})) + 1
+    assert tap.state_writer_bytes() == pytest.approx(written, rel=0.01)
+    schedule = FlushSchedule.from_config(tap.config)
+    assert schedule.interval(tap.state_writer_bytes()) == schedule.max_seconds

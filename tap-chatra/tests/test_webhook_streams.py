@@ -385,3 +385,49 @@ def test_a_webhook_source_no_selected_stream_reads_is_a_warning(chatra_sandbox, 
     caplog.clear()
     kit.run(config, catalog=_selecting(config, {"chat_messages", "messages", "clients"}))
     assert not [w for w in _warnings(caplog) if "reads no webhook events" in w]
+
+
+def test_a_kill_reads_again_at_most_the_events_of_one_flush_interval(chatra_sandbox, kit) -> None:
+    # STATE follows the webhook streams by the same schedule as the per-ID streams, not only
+    # at their end or every 10,000 records: after kill -9 the next run reads again only the
+    # events since the last STATE Meltano received.
+    total = 8_000
+    path = kit.write(
+        "events.jsonl",
+        (
+            json.dumps(
+                {
+                    "eventName": "chatFragment",
+                    "messages": [{"type": "client", "text": f"hello {n}", "createdAt": n}],
+                }
+            )
+            for n in range(total)
+        ),
+    )
+    config = kit.config(
+        chatra_sandbox,
+        webhook_events_file=str(path),
+        fetch_message_clients=False,
+        state_flush_seconds=0.1,
+    )
+    mid_stream: list[int] = []
+
+    def second_state_mid_stream(state: dict) -> bool:
+        done = state.get("bookmarks", {}).get("webhook_events", {}).get("replication_key_value")
+        if isinstance(done, int) and done < total:
+            mid_stream.append(done)
+        return len(mid_stream) == 2
+
+    killed = kit.kill_at_state(config, second_state_mid_stream)
+    resumed_from = killed.last_state["bookmarks"]["webhook_events"]["replication_key_value"]
+    first = [row["seq"] for row in killed.records("webhook_events")]
+    resumed = kit.run(config, state=killed.last_state)
+    second = [row["seq"] for row in resumed.records("webhook_events")]
+
+    assert sorted(set(first) | set(second)) == list(range(1, total + 1))  # none lost
+    again = set(first) & set(second)
+    assert all(seq > resumed_from for seq in again)
+    # At most what one interval wrote: the events between the two STATEs before the kill.
+    interval = mid_stream[1] - mid_stream[0]
+    assert 0 < interval < total / 4
+    assert len(again) <= interval
