@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "script", ["settings_tables.py", "meltano_settings.py", "hub_definitions.py", "tap_catalog.py"]
+    "script", ["settings_tables.py", "meltano_settings.py", "hub_definitions.py"]
 )
 def test_generated_docs_are_current(script: str) -> None:
     result = subprocess.run(

@@ -181,11 +181,8 @@ def test_sync_loads_every_record_once_and_keeps_state(
     expected = expected_ids(sandbox)
 
     first = meltano.run(*run, env=env)
-    log = first.stdout + first.stderr
-    # Lean through Meltano (issue 25): no discovery before the run, since meltano.yml gives
-    # tap-chatra its catalog, and no line relayed per request (their METRIC is at DEBUG).
-    assert "Using custom catalog in" in log
-    assert "http_request_duration" not in log
+    # Lean through Meltano (issue 25): no line relayed per request (their METRIC is at DEBUG).
+    assert "http_request_duration" not in first.stdout + first.stderr
 
     for table in TABLES:
         loaded = warehouse.ids(table)
@@ -201,7 +198,10 @@ def test_sync_loads_every_record_once_and_keeps_state(
     sandbox.store.update_client(changed_client, name="Renamed Between Runs")
     requests_before = len(sandbox.request_log())
 
-    meltano.run(*run, env=env)
+    second = meltano.run(*run, env={**env, "MELTANO_CLI_LOG_LEVEL": "debug"})
+    # No discovery before a run with unchanged settings: Meltano reuses the catalog it cached,
+    # which it does only because tap-chatra's pip_url does not start with `-e` (meltano.yml).
+    assert "Using cached catalog file" in second.stdout + second.stderr
 
     second_run = sandbox.request_log()[requests_before:]
     refetched = [r for r in second_run if r["resource"] in FETCH_ONCE_RESOURCES]
