@@ -36,6 +36,8 @@ class Sizes:
     million_new: int = 2_000
     refresh_clients: int = 10_000
     refresh_changed: int = 50
+    # Issue 27: chat messages the analytics models are built over.
+    dbt_messages: int = 1_000_000
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -57,6 +59,7 @@ class Sizes:
             million_new=200,
             refresh_clients=200,
             refresh_changed=5,
+            dbt_messages=2_000,
         )
 
 

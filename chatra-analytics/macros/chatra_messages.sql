@@ -15,7 +15,7 @@ with messages as (
     from {{ chatra_source(table, {
         'id': 'varchar', 'type': 'varchar', 'text': 'varchar', 'clientId': 'varchar',
         'agentId': 'varchar', 'agentName': 'varchar', 'created_at': 'timestamp',
-        'createdAt': 'bigint', 'isPushed': 'boolean', 'receivedFrom': 'varchar'}) }}
+        'createdAt': 'bigint', 'isPushed': 'boolean', 'receivedFrom': 'varchar'}) }} as source_rows
     where id is not null
 ),
 

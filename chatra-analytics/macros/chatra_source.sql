@@ -4,6 +4,7 @@
   A table exists only once its stream has run with a webhook source or an ID list (a tap
   without a webhook source never makes chat_messages), so the models build on whatever was
   loaded; a missing table is logged. `columns` maps each column the models read to its type.
+  Callers alias it (`... }} as rows`): PostgreSQL before 16 wants an alias on a subquery.
 -#}
 {% macro chatra_source(table, columns) %}
   {%- set relation = source('chatra', table) -%}

@@ -8,7 +8,7 @@
   cast(extract(epoch from ({{ end }} - {{ start }})) as double precision)
 {% endmacro %}
 {% macro duckdb__seconds_between(start, end) %}
-  ((epoch_ms({{ end }}) - epoch_ms({{ start }})) / 1000.0)
+  ((epoch_us({{ end }}) - epoch_us({{ start }})) / 1000000.0)
 {% endmacro %}
 
 {#- The timestamp of an epoch-milliseconds number (how Chatra's REST API gives times). -#}
@@ -26,8 +26,9 @@
 {% macro epoch_ms_text(column) %}
   {{ return(adapter.dispatch('epoch_ms_text', 'chatra_analytics')(column)) }}
 {% endmacro %}
+{#- Truncated, as DuckDB's epoch_ms: the same key on both engines. -#}
 {% macro default__epoch_ms_text(column) %}
-  cast(cast(round(extract(epoch from {{ column }}) * 1000) as bigint) as varchar)
+  cast(cast(floor(extract(epoch from {{ column }}) * 1000) as bigint) as varchar)
 {% endmacro %}
 {% macro duckdb__epoch_ms_text(column) %}
   cast(epoch_ms({{ column }}) as varchar)
@@ -41,9 +42,7 @@
     {{ return(adapter.dispatch('utc_now', 'chatra_analytics')()) }}
   {%- endif -%}
 {% endmacro %}
+{#- Both engines: the current time as a naive UTC timestamp, whatever the session's zone. -#}
 {% macro default__utc_now() %}
   cast(now() at time zone 'UTC' as timestamp)
-{% endmacro %}
-{% macro duckdb__utc_now() %}
-  cast(get_current_timestamp() as timestamp)
 {% endmacro %}

@@ -13,7 +13,7 @@ with clients as (
     from {{ chatra_source('clients', {
         'id': 'varchar', 'chatId': 'varchar', 'displayedName': 'varchar', 'name': 'varchar',
         'email': 'varchar', 'phone': 'varchar', 'language': 'varchar', 'lastVisitAt': 'bigint',
-        'created_at': 'timestamp', 'createdAt': 'bigint'}) }}
+        'created_at': 'timestamp', 'createdAt': 'bigint'}) }} as source_rows
     where id is not null
 ),
 

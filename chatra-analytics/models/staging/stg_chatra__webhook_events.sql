@@ -9,7 +9,7 @@ with events as (
         row_number() over (partition by seq order by received_at desc) as copy_number
     from {{ chatra_source('webhook_events', {
         'seq': 'bigint', 'received_at': 'timestamp', 'event_name': 'varchar',
-        'client_id': 'varchar', 'chat_id': 'varchar'}) }}
+        'client_id': 'varchar', 'chat_id': 'varchar'}) }} as source_rows
     where seq is not null
 )
 
