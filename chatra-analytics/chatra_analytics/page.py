@@ -66,8 +66,8 @@ def render_report(figures: ReportFigures, *, title: str = "Chatra chats", source
         response_chart=charts.response_times(figures.buckets),
         agent_chart=charts.agent_load(figures.agents),
         style=Markup(style),  # noqa: S704 - the package's own file
-        policy=f"default-src 'none'; style-src '{_sha256(style)}'; img-src data:; "
-        "base-uri 'none'; form-action 'none'",
+        policy=f"default-src 'none'; style-src '{_sha256(style)}'; base-uri 'none'; "
+        "form-action 'none'",
     )
 
 

@@ -1,3 +1,7 @@
+-- A table: chats reads it five times and agent_daily once more, and its window functions
+-- over every message would run again for each read of a view.
+{{ config(materialized='table') }}
+
 -- The messages of conversations, each assigned to its chat: Chatra's chat ID is kept across a
 -- client's visits, so messages of one chat ID more than `chat_gap_hours` apart start a new
 -- chat. Pushed messages and follow-ups are not part of the conversation (see int_follow_ups).

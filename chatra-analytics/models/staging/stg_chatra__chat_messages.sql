@@ -1,3 +1,7 @@
+-- A table, not a view like the other staging models: it is read by two models, and its
+-- de-duplication over every message is what costs (bench/dbt_bench.py).
+{{ config(materialized='table') }}
+
 -- One row per chat message (the tap's `key`), from the webhooks.
 -- A message is seen in a chatFragment and again in the chatTranscript: the row read from the
 -- latest event (highest `seq`) wins, and its time of receipt is the earliest one seen.
