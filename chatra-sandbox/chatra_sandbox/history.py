@@ -53,9 +53,10 @@ _CLIENT_OPENERS = (
     "My discount code <b>SPRING</b> is not accepted & I'm stuck",
     '<script>alert("order 1042")</script> never arrived',
 )
+#: What a client adds while waiting for the first answer.
+_CLIENT_NUDGES = ("Hello?", "Is anyone there?", "Any news?", "It's order 1042.")
 _CLIENT_REPLIES = (
     "OK, thanks.",
-    "It's order 1042.",
     "That worked, thank you!",
     "Still nothing here...",
     "Great 👍",
@@ -164,7 +165,7 @@ def _chat_messages(
     at = start_ms
     if rng.random() < 0.3:
         at += _lognormal_ms(rng, 20, 0.6, 300)
-        messages.append(_message(store, client, "client", rng.choice(_CLIENT_REPLIES), at))
+        messages.append(_message(store, client, "client", rng.choice(_CLIENT_NUDGES), at))
     if rng.random() < min(unanswered, 0.9):
         return [m for m in messages if m["createdAt"] <= shape.end_ms]
     first = _weighted_index(rng, _AGENT_LOAD[: len(agents)])
