@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := chatra-analytics chatra-client chatra-sandbox chatra-webhooks tap-chatra target-chatra-push
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser test lint typecheck pytest demo bench soak constraints clean
+.PHONY: install browser test lint typecheck pytest demo bench soak constraints dist clean
 
 $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,10 +44,15 @@ bench: install
 soak: install
 	$(BIN)/pytest -m soak
 
+# The wheels and sdists of the published packages, and Meltano definitions that install them
+# (dist/hub/*.yml): see docs/own-project.md.
+dist: install
+	$(BIN)/python scripts/build_dist.py --outdir dist
+
 # Re-pin every direct and transitive dependency after changing a pyproject.toml.
 constraints: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
 
 # output/dev/ and output/prod/ stay (only their contents go): target-duckdb needs them.
 clean:
-	rm -rf $(VENV) .meltano .chatra-push output/demo output/dev/* output/prod/* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist .meltano .chatra-push output/demo output/dev/* output/prod/* .pytest_cache .mypy_cache .ruff_cache

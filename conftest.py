@@ -1,24 +1,23 @@
-"""A PostgreSQL server, and a webhook inbox, for every test suite of the repository.
+"""A PostgreSQL server for every test suite of the repository.
 
 Order of preference: the server that answers on 127.0.0.1:5432 (trust auth as user
 `postgres` on the project's machines and in CI's service container), else a throwaway
 cluster started with `initdb`/`pg_ctl` (as an unprivileged user when running as root, since
 PostgreSQL refuses to run as root), else the tests that need it are skipped with the reason.
-Each test session works in its own database, dropped at the end.
+Each test session works in its own database, dropped at the end. (The webhook inbox's
+fixture, `webhook_inbox_factory`, is the pytest plugin `chatra_webhooks.testing`.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,12 +25,11 @@ import psycopg
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5432
 DEFAULT_USER = "postgres"
-_BIN = Path(sys.executable).parent
 
 
 @dataclass(frozen=True)
@@ -198,66 +196,6 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[PostgresDatab
     """A database of its own for this test session, dropped afterwards."""
     with postgres_server.scratch_database("chatra_e2e") as name:
         yield PostgresDatabase(postgres_server, name)
-
-
-@dataclass
-class WebhookInbox:
-    """A `chatra-webhooks serve` process on a free port, as tap-chatra reads it."""
-
-    process: subprocess.Popen[str]
-    store_url: str
-    url: str
-    ingest_token: str = field(repr=False)
-    read_token: str = field(repr=False)
-
-    @property
-    def ingest_url(self) -> str:
-        """The URL a Chatra account (here: the sandbox) posts its webhooks to."""
-        return f"{self.url}/chatra/{self.ingest_token}"
-
-    def export(self, path: Path) -> None:
-        """`chatra-webhooks export` of every stored event to `path` (the file is replaced)."""
-        command = [str(_BIN / "chatra-webhooks"), "export", "--store", self.store_url]
-        subprocess.run([*command, "--output", str(path)], check=True, timeout=60)
-
-    def tap_env(self) -> dict[str, str]:
-        """tap-chatra's variables for reading this inbox."""
-        return {
-            "TAP_CHATRA_WEBHOOK_INBOX_URL": self.url,
-            "TAP_CHATRA_WEBHOOK_INBOX_TOKEN": self.read_token,
-        }
-
-
-@pytest.fixture
-def webhook_inbox_factory() -> Iterator[Callable[[str], WebhookInbox]]:
-    """Return `store_url -> started WebhookInbox`; every one is stopped (SIGTERM) at teardown."""
-    started: list[WebhookInbox] = []
-
-    def start(store_url: str) -> WebhookInbox:
-        ingest_token, read_token = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CHATRA_WEBHOOKS_")},
-            "CHATRA_WEBHOOKS_INGEST_TOKEN": ingest_token,
-            "CHATRA_WEBHOOKS_READ_TOKEN": read_token,
-        }
-        command = [str(_BIN / "chatra-webhooks"), "serve", "--port", "0", "--store", store_url]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-        )
-        assert process.stdout is not None
-        first_line = process.stdout.readline()
-        if not first_line.startswith("listening on "):
-            process.kill()
-            pytest.fail(f"chatra-webhooks serve did not start: {first_line!r}")
-        url = first_line.split()[-1]
-        inbox = WebhookInbox(process, store_url, url, ingest_token, read_token)
-        started.append(inbox)
-        return inbox
-
-    yield start
-    for inbox in started:
-        inbox.process.terminate()
-        inbox.process.communicate(timeout=30)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ class Sizes:
     # Seconds a plugin gets to start before a window's first request; the window is measured
     # from the first request the sandbox sees, so start-up is never counted in a rate.
     startup_margin: float = 6.0
-    inbox_senders: int = 32
+    inbox_senders: int = 50
     inbox_window: float = 20.0
     # Issue 16: IDs of the simulated backfill; issue 18: IDs in state, of which new.
     state_sim_ids: int = 100_000

@@ -89,12 +89,15 @@ PREFACE = """## How it is measured
 - Item 1's pacer cost: `RateLimiter.acquire` on the machine-wide file store, in-process, at a
   limit never reached (20,000 calls); "pacing on" runs the tap at 6,000,000/min.
 - The inbox (chatra-webhooks, `--only inbox`): `chatra-webhooks serve` as its own process,
-  32 asyncio senders in the bench process POSTing unique ~400-byte bodies for 20 s, each on
+  50 asyncio senders in the bench process POSTing unique ~400-byte bodies for 20 s, each on
   its own keep-alive connection; then the store is read back and every event answered 200
   must be in it. SQLite commits in WAL with synchronous=FULL (an fsync per commit; events
-  that arrive during a commit share the next one). The rate and latencies depend on what
-  else runs on the 2 cores (see the load average); the server's CPU time per event does
-  much less, and 1000 / it is the rate one free core would give the server.
+  that arrive during a commit share the next one). Right after, the same senders load the
+  floor (bench/inbox_floor.py): the standard library's threaded HTTP server with the same
+  body check and the same store code on a fresh store of the same engine, and nothing
+  else (no token, metrics, access log or body timeout). The rate and latencies depend on
+  what else runs on the 2 cores (see the load average); the server's CPU time per event
+  does much less, and 1000 / it is the rate one free core would give the server.
 - Item 6: the tap keeps up to `max_concurrency` (default 4) GETs in flight on a small thread
   pool; every attempt, retries included, first takes its slot from the shared rate limiter,
   and results are emitted in ID order, so the limit holds and the output is the same as a

@@ -1,8 +1,9 @@
 """Write the Meltano Hub definitions of the Chatra plugins (hub/) from the plugins themselves.
 
 A team adds a plugin to its own Meltano project from one of these files
-(`meltano add extractor tap-chatra --from-ref hub/extractors/tap-chatra.yml`), and they are
-what would be submitted to Meltano Hub. Settings and capabilities come from each plugin's
+(`meltano add --plugin-type extractor --from-ref hub/extractors/tap-chatra.yml tap-chatra`;
+`make dist` writes copies that install the wheels it builds, see scripts/build_dist.py), and
+they are what would be submitted to Meltano Hub. Settings and capabilities come from each plugin's
 `--about --format=json` exactly as in meltano.yml (scripts/meltano_settings.py), plus each
 setting's default; the settings groups come from meltano.yml; links and names from the
 package's pyproject.toml. The webhook inbox (chatra-webhooks) is a utility without --about:

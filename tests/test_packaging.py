@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.parser
 import subprocess
 import sys
 import tarfile
@@ -88,3 +89,69 @@ def test_version_prints_the_package_version(plugin: str) -> None:
         check=True,
     )
     assert result.stdout.startswith(f"{plugin} v{project(plugin)['version']},")
+
+
+LICENSE = (REPO_ROOT / "LICENSE").read_text(encoding="utf-8")
+
+
+def test_the_repository_is_licensed_apache_2() -> None:
+    assert LICENSE.lstrip().startswith("Apache License\n")
+    assert "Version 2.0, January 2004" in LICENSE
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_package_declares_the_license_and_keeps_a_copy_of_the_file(package: str) -> None:
+    """The copy is what hatchling ships: a package cannot point at a file outside its folder."""
+    assert project(package)["license"] == "Apache-2.0"
+    assert project(package)["license-files"] == ["LICENSE"]
+    assert (REPO_ROOT / package / "LICENSE").read_text(encoding="utf-8") == LICENSE
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_wheel_and_the_sdist_ship_the_license(built_dists: Path, package: str) -> None:
+    module, version = dist_name(package), project(package)["version"]
+    with zipfile.ZipFile(built_dists / f"{module}-{version}-py3-none-any.whl") as archive:
+        shipped = archive.read(f"{module}-{version}.dist-info/licenses/LICENSE").decode()
+        metadata = email.parser.Parser().parsestr(
+            archive.read(f"{module}-{version}.dist-info/METADATA").decode()
+        )
+    assert shipped == LICENSE
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata["License-File"] == "LICENSE"
+    with tarfile.open(built_dists / f"{module}-{version}.tar.gz") as archive:
+        member = archive.extractfile(f"{module}-{version}/LICENSE")
+        assert member is not None
+        assert member.read().decode() == LICENSE
+
+
+@pytest.mark.parametrize("folder", ["", *PACKAGES])
+def test_build_output_is_ignored_by_git(folder: str) -> None:
+    paths = [f"{folder}/{name}/x".lstrip("/") for name in ("dist", "build")]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.split() == paths, result.stderr
+
+
+def test_make_dist_builds_the_published_packages_with_definitions_that_install_them() -> None:
+    """`make dist` is the documented command (docs/own-project.md); the release publishes these."""
+    result = subprocess.run(
+        ["make", "--dry-run", "dist"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "scripts/build_dist.py --outdir dist" in result.stdout, result.stdout + result.stderr
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import build_dist  # noqa: PLC0415 - a script, not a package
+    finally:
+        sys.path.remove(str(REPO_ROOT / "scripts"))
+    assert set(build_dist.PUBLISHED) == set(PACKAGES) - {"chatra-sandbox"}

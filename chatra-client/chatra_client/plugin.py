@@ -10,8 +10,10 @@ target-chatra-push alike.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import sys
 import typing as t
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers._typing import is_integer_type, is_number_type
+from singer_sdk.logging import StructuredFormatter
 from singer_sdk.plugin_base import PluginBase
 
 if t.TYPE_CHECKING:
@@ -38,6 +41,18 @@ class ChatraPlugin(PluginBase):
         whatever point the signal lands, so an orchestrator that stopped a run saw success.
         The plugins' tests/test_sdk_internals.py fail if an SDK upgrade changes that hook.
         """
+
+    @classmethod
+    def report_error(cls, message: str) -> None:
+        """Log the one line that ends a failed run, readable wherever it is shown.
+
+        Under Meltano the plugin's log records are JSON (its structured-logging config), and
+        `meltano config test` shows a failed run's last line as it is: so with JSON logs the
+        same sentence follows as plain text.
+        """
+        cls.logger.error("%s", message)
+        if logs_are_json():
+            print(message, file=sys.stderr, flush=True)
 
     @classmethod
     def cb_config(
@@ -87,6 +102,14 @@ class ChatraPlugin(PluginBase):
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
         return config
+
+
+def logs_are_json() -> bool:
+    """Whether log records leave as JSON: a logging config (Meltano's) chose the SDK's format."""
+    return any(
+        isinstance(handler.formatter, StructuredFormatter)
+        for handler in logging.getLogger().handlers
+    )
 
 
 def config_file_problem(path: Path) -> str | None:

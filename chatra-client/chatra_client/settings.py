@@ -137,8 +137,11 @@ class Credentials:
     secret_key: str = field(repr=False)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, t.Any]) -> Credentials:
+    def from_config(cls, config: Mapping[str, t.Any], *, plugin: str | None = None) -> Credentials:
         """Read the keys from `api_key_pair`, or from `public_key` + `private_key`.
+
+        `plugin` (e.g. ``tap-chatra``) lets the error for missing keys name the command and the
+        variable that set them.
 
         Raises:
             ConfigError: When no keys are given, a pair is malformed, or both forms are given
@@ -162,12 +165,23 @@ class Credentials:
                 raise ConfigError(msg)
             return separate
         if from_pair is None:
-            msg = (
-                "No Chatra API keys configured: set api_key_pair (PUBLIC_KEY:SECRET_KEY) or "
-                "public_key and private_key."
-            )
-            raise ConfigError(msg)
+            raise ConfigError(missing_keys_message(plugin))
         return from_pair
+
+
+def missing_keys_message(plugin: str | None) -> str:
+    """The one line for a run without keys: which setting, and how to set it."""
+    if plugin is None:
+        return (
+            "No Chatra API keys configured: set api_key_pair to PUBLIC_KEY:SECRET_KEY (Chatra "
+            "dashboard: Settings > Preferences > API keys), or public_key and private_key."
+        )
+    variable = plugin.upper().replace("-", "_") + "_API_KEY_PAIR"
+    return (
+        f"No Chatra API keys configured: set {variable}=PUBLIC_KEY:SECRET_KEY (Chatra "
+        f"dashboard: Settings > Preferences > API keys), or run `meltano config set {plugin} "
+        "api_key_pair`; or set public_key and private_key instead."
+    )
 
 
 def _split_pair(pair: object) -> Credentials:
@@ -208,8 +222,12 @@ class ConnectionSettings:
     rate_limit_store: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, t.Any]) -> ConnectionSettings:
+    def from_config(
+        cls, config: Mapping[str, t.Any], *, plugin: str | None = None
+    ) -> ConnectionSettings:
         """Validate and read the shared settings from a plugin config.
+
+        `plugin` names the plugin in the error for missing keys (see `Credentials`).
 
         Raises:
             ConfigError: With one line saying which setting is wrong and how to fix it.
@@ -219,7 +237,7 @@ class ConnectionSettings:
             msg = f"auth_method must be one of {', '.join(AUTH_METHODS)}, got {auth_method!r}."
             raise ConfigError(msg)
         return cls(
-            credentials=Credentials.from_config(config),
+            credentials=Credentials.from_config(config, plugin=plugin),
             api_url=validate_api_url(config.get("api_url") or DEFAULT_API_URL),
             auth_method=auth_method,
             requests_per_minute=_number(

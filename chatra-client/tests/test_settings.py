@@ -130,3 +130,19 @@ def test_rate_limit_store_with_a_malformed_port_is_refused_at_start() -> None:
     with pytest.raises(ConfigError, match="not a valid postgresql:// URL") as raised:
         ConnectionSettings.from_config({"api_key_pair": "pub:sec", "rate_limit_store": url})
     assert "Pw-7731" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "variable"),
+    [
+        ("tap-chatra", "TAP_CHATRA_API_KEY_PAIR"),
+        ("target-chatra-push", "TARGET_CHATRA_PUSH_API_KEY_PAIR"),
+    ],
+)
+def test_missing_keys_name_the_variable_and_the_meltano_command(plugin: str, variable: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        ConnectionSettings.from_config({}, plugin=plugin)
+    message = str(raised.value)
+    assert f"{variable}=PUBLIC_KEY:SECRET_KEY" in message
+    assert f"meltano config set {plugin} api_key_pair" in message
+    assert "\n" not in message

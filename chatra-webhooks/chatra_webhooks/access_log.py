@@ -11,7 +11,7 @@ import re
 import time
 import typing as t
 
-from chatra_webhooks.metrics import INGEST_PREFIX, ROUTES, route_of
+from chatra_webhooks.metrics import INGEST_PREFIX, ROUTES
 
 if t.TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,7 +67,7 @@ class AccessLog:
         finally:
             elapsed = time.perf_counter() - started
             path = scope.get("path", "")
-            self.metrics.latency.labels(route=route_of(path)).observe(elapsed)
+            self.metrics.observe_latency(path, elapsed)
             note = state.get(NOTE_KEY, "")
             LOGGER.info(
                 "%s %s %d %.1f ms%s",

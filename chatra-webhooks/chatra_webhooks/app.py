@@ -9,7 +9,7 @@ from starlette.middleware import Middleware
 
 from chatra_webhooks.access_log import AccessLog
 from chatra_webhooks.metrics import InboxMetrics
-from chatra_webhooks.routes import Handlers, not_found
+from chatra_webhooks.routes import DirectIngest, Handlers, not_found
 
 if t.TYPE_CHECKING:
     from chatra_webhooks.settings import InboxSettings
@@ -22,7 +22,10 @@ def create_app(settings: InboxSettings, store: EventStore) -> Starlette:
     handlers = Handlers(settings, store, metrics)
     app = Starlette(
         routes=handlers.routes(),
-        middleware=[Middleware(AccessLog, metrics=metrics)],
+        middleware=[
+            Middleware(AccessLog, metrics=metrics),
+            Middleware(DirectIngest, handlers=handlers),
+        ],
         exception_handlers={404: not_found},
     )
     app.state.metrics = metrics

@@ -21,7 +21,7 @@ def route_of(path: str) -> str:
 
 
 class InboxMetrics:
-    """Events stored, duplicates, rejections by reason, and request latency by route."""
+    """Events stored, duplicates, rejections, events repaired or skipped when read, latency."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -42,6 +42,19 @@ class InboxMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.read_repaired = Counter(
+            "chatra_webhooks_read_repaired",
+            "Stored events served repaired, by repair (a number out of range, a lone "
+            "surrogate): rows stored before the door refused them, or edited by hand.",
+            ["repair"],
+            registry=self.registry,
+        )
+        self.read_skipped = Counter(
+            "chatra_webhooks_read_skipped",
+            "Stored events not served because they are no JSON object, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "chatra_webhooks_request_duration_seconds",
             "Time from a request's arrival to its answer, by route.",
@@ -50,10 +63,23 @@ class InboxMetrics:
             registry=self.registry,
         )
 
+        # Each label's child looked up once, not on every request.
+        self._stored_by_name = {
+            name: self.stored.labels(event_name=name) for name in (*KNOWN_EVENTS, "other")
+        }
+        self._latency_by_route = {
+            route: self.latency.labels(route=route)
+            for route in ("ingest", *ROUTES.values(), "other")
+        }
+
     def count_stored(self, event_name: str | None) -> None:
         """Count an event committed for the first time."""
         label = event_name if event_name in KNOWN_EVENTS else "other"
-        self.stored.labels(event_name=label).inc()
+        self._stored_by_name[label].inc()
+
+    def observe_latency(self, path: str, seconds: float) -> None:
+        """Record how long a request to `path` took."""
+        self._latency_by_route[route_of(path)].observe(seconds)
 
     def render(self) -> bytes:
         """The metrics in Prometheus' text format."""

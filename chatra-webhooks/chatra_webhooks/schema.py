@@ -6,10 +6,14 @@ commit order with no gaps, and a reader that has seen `seq` N has seen every eve
 (With a sequence, a transaction holding number 5 may commit after one holding 6, and a reader
 paging by `seq` would pass 5 for ever.) Pruning leaves the counter alone, so a number is never
 reused.
+
+Readers (`chatra_webhooks_readers`, from version 2) say up to which number they have kept
+every event; `prune` deletes nothing past the slowest of them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from chatra_webhooks.store import StoreError
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METADATA = sa.MetaData()
 
 #: One row (`id` 1): the last sequence number handed out, and the schema version.
@@ -44,6 +48,15 @@ EVENTS = sa.Table(
     sa.Column("body_sha256", sa.String(64), nullable=False, unique=True),
 )
 
+#: Each reader's position: every event up to `acked_seq` is kept by the reader (version 2).
+READERS = sa.Table(
+    "chatra_webhooks_readers",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("acked_seq", sa.BigInteger, nullable=False),
+    sa.Column("acked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Any constant: replicas starting at once upgrade the schema one after another.
 _UPGRADE_LOCK_KEY = 0x63686174_7261
 
@@ -55,14 +68,23 @@ SQLITE_BEGIN = "chatra_webhooks_sqlite_begin"
 WRITE_OPTIONS = {SQLITE_BEGIN: "BEGIN IMMEDIATE"}
 
 
+def _sqlite_text(value: bytes) -> str:
+    # SQLite does not check that TEXT is UTF-8: a row written by other means must still read.
+    # Bytes that are not UTF-8 become lone surrogates, which the read API serves as U+FFFD.
+    return value.decode("utf-8", "surrogateescape")
+
+
 def _sqlite_connect(dbapi_connection: t.Any, _record: object) -> None:
     # The driver's own transaction handling is off; `_sqlite_begin` opens every transaction.
     dbapi_connection.isolation_level = None
+    dbapi_connection.text_factory = _sqlite_text
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer; FULL makes every commit fsync the WAL, so an
     # event answered 200 survives a crash or a power cut, not only a killed process.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
+    # No checkpoint inside a commit: `checkpoint.Checkpointer` runs them on a thread.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
@@ -99,12 +121,24 @@ def create_engine(url: str) -> sa.Engine:
         raise StoreError(msg) from None
 
 
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A time read back from the store, in UTC.
+
+    SQLite hands back the naive UTC time that was written; PostgreSQL an aware one.
+    """
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def _version_1(conn: sa.Connection) -> None:
     METADATA.create_all(conn, tables=[EVENTS])
 
 
+def _version_2(conn: sa.Connection) -> None:
+    METADATA.create_all(conn, tables=[READERS])
+
+
 #: Each step brings the schema from the version before to its own.
-UPGRADES: dict[int, Callable[[sa.Connection], None]] = {1: _version_1}
+UPGRADES: dict[int, Callable[[sa.Connection], None]] = {1: _version_1, 2: _version_2}
 
 
 def upgrade(engine: sa.Engine) -> int:

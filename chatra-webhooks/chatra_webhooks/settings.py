@@ -16,7 +16,9 @@ if t.TYPE_CHECKING:
 
 INGEST_TOKEN_VARIABLE = "CHATRA_WEBHOOKS_INGEST_TOKEN"  # noqa: S105 - a variable name
 READ_TOKEN_VARIABLE = "CHATRA_WEBHOOKS_READ_TOKEN"  # noqa: S105 - a variable name
-MIN_INGEST_TOKEN_LENGTH = 32
+PUBLIC_METRICS_VARIABLE = "CHATRA_WEBHOOKS_PUBLIC_METRICS"
+#: Shortest accepted token, ingest or read: 32 characters of token_urlsafe hold 192 bits.
+MIN_TOKEN_LENGTH = 32
 DEFAULT_STORE_URL = "sqlite:///./chatra-webhooks.sqlite"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8780
@@ -94,11 +96,10 @@ def ingest_tokens_from(environ: Mapping[str, str]) -> tuple[str, ...]:
         msg = f"{INGEST_TOKEN_VARIABLE} is not set: set it to a random secret, {_MAKE_ONE}."
         raise SettingsError(msg)
     for position, token in enumerate(tokens, start=1):
-        if len(token) < MIN_INGEST_TOKEN_LENGTH:
+        if len(token) < MIN_TOKEN_LENGTH:
             msg = (
                 f"{INGEST_TOKEN_VARIABLE}: token {position} has {len(token)} characters, "
-                f"fewer than {MIN_INGEST_TOKEN_LENGTH}: use a longer random secret, "
-                f"{_MAKE_ONE}."
+                f"fewer than {MIN_TOKEN_LENGTH}: use a longer random secret, {_MAKE_ONE}."
             )
             raise SettingsError(msg)
         if "/" in token or "?" in token or "#" in token:
@@ -110,17 +111,49 @@ def ingest_tokens_from(environ: Mapping[str, str]) -> tuple[str, ...]:
     return tokens
 
 
-def read_token_from(environ: Mapping[str, str]) -> str:
-    """The read API's bearer token.
+def read_token_from(environ: Mapping[str, str], ingest_tokens: tuple[str, ...]) -> str:
+    """The read API's bearer token: at least 32 characters, none of the ingest tokens.
+
+    The ingest token travels in every webhook URL, through Chatra and any proxy: were it the
+    read token too, whoever sees one URL could read every chat.
 
     Raises:
-        SettingsError: If it is not set.
+        SettingsError: If it is not set, too short, or an ingest token.
     """
     token = environ.get(READ_TOKEN_VARIABLE, "").strip()
     if not token:
         msg = f"{READ_TOKEN_VARIABLE} is not set: set it to a random secret, {_MAKE_ONE}."
         raise SettingsError(msg)
+    if len(token) < MIN_TOKEN_LENGTH:
+        msg = (
+            f"{READ_TOKEN_VARIABLE} has {len(token)} characters, fewer than "
+            f"{MIN_TOKEN_LENGTH}: use a longer random secret, {_MAKE_ONE}."
+        )
+        raise SettingsError(msg)
+    if token in ingest_tokens:
+        position = ingest_tokens.index(token) + 1
+        msg = (
+            f"{READ_TOKEN_VARIABLE} is the same as ingest token {position} of "
+            f"{INGEST_TOKEN_VARIABLE}: the ingest token is in every webhook URL, so give the "
+            f"read API a secret of its own, {_MAKE_ONE}."
+        )
+        raise SettingsError(msg)
     return token
+
+
+def flag_from(environ: Mapping[str, str], variable: str) -> bool:
+    """A yes/no setting from the environment (Meltano passes `true` or `false`).
+
+    Raises:
+        SettingsError: For a value that is neither.
+    """
+    value = environ.get(variable, "").strip().lower()
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    msg = f"{variable} is {value[:20]!r}: use true or false."
+    raise SettingsError(msg)
 
 
 @dataclass(frozen=True)
@@ -135,6 +168,7 @@ class InboxSettings:
         port: Port to listen on; 0 picks a free one.
         max_body: Largest accepted request body, in bytes.
         body_timeout: Seconds a client gets to send its whole body.
+        public_metrics: Whether `GET /metrics` answers without the read token.
     """
 
     ingest_tokens: TokenSet = field(repr=False)
@@ -144,17 +178,19 @@ class InboxSettings:
     port: int = DEFAULT_PORT
     max_body: int = DEFAULT_MAX_BODY
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    public_metrics: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], **options: t.Any) -> InboxSettings:
         """Settings with tokens from `environ` and the other values from `options`.
 
         Raises:
-            SettingsError: For a missing token or a value out of range.
+            SettingsError: For a missing or weak token or a value out of range.
         """
+        ingest_tokens = ingest_tokens_from(environ)
         settings = cls(
-            ingest_tokens=TokenSet.of(ingest_tokens_from(environ)),
-            read_token=TokenSet.of([read_token_from(environ)]),
+            ingest_tokens=TokenSet.of(ingest_tokens),
+            read_token=TokenSet.of([read_token_from(environ, ingest_tokens)]),
             **options,
         )
         settings.check()

@@ -26,13 +26,18 @@ class BatchWriter(t.Generic[Item, Result]):
     """Runs `write(items) -> results` on its own thread, for items queued by any thread.
 
     Args:
-        write: Writes a batch in one transaction; returns one result per item, in order.
+        write: Writes a batch; returns one result per item, in order: what the item's future
+            resolves to, or the exception it raises (one item can fail alone).
         max_batch: Most items in one batch.
         name: Name of the thread.
     """
 
     def __init__(
-        self, write: Callable[[list[Item]], list[Result]], *, max_batch: int, name: str
+        self,
+        write: Callable[[list[Item]], list[Result | Exception]],
+        *,
+        max_batch: int,
+        name: str,
     ) -> None:
         self._write = write
         self._max_batch = max_batch
@@ -43,7 +48,7 @@ class BatchWriter(t.Generic[Item, Result]):
         self._thread.start()
 
     def submit(self, item: Item) -> Future[Result]:
-        """Queue `item`; the future holds its result, or what `write` raised for its batch.
+        """Queue `item`; the future holds its result, its error, or what `write` raised.
 
         Raises:
             StoreError: If the writer is closed.
@@ -88,7 +93,10 @@ class BatchWriter(t.Generic[Item, Result]):
                     future.set_exception(exc)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     def close(self) -> None:
         """Write what is queued, then stop the thread; later submits raise `StoreError`."""

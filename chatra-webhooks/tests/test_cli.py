@@ -19,6 +19,7 @@ from chatra_webhooks.events import parse_body
 from chatra_webhooks.schema import EVENTS
 from chatra_webhooks.settings import normalize_store_url
 from chatra_webhooks.sql_store import SqlEventStore
+from chatra_webhooks.testing import ROTATED_TOKEN
 from tap_chatra.event_files import EventFile
 from tap_chatra.events import ids_in_event
 
@@ -27,7 +28,7 @@ if t.TYPE_CHECKING:
     from pathlib import Path
     from subprocess import CompletedProcess
 
-    from .conftest import InboxProcess
+    from chatra_webhooks.testing import InboxProcess
 
     CallCli = Callable[..., "Finished"]
     RunCli = Callable[..., CompletedProcess[str]]
@@ -84,8 +85,20 @@ def assert_one_line_error(run: Finished | CompletedProcess[str], code: int, *par
         ({"CHATRA_WEBHOOKS_INGEST_TOKEN": "a" * 40 + ",short"}, "token 2 has 5 characters"),
         ({"CHATRA_WEBHOOKS_INGEST_TOKEN": "a/" * 20}, "cannot stand in a URL path"),
         ({"CHATRA_WEBHOOKS_READ_TOKEN": " "}, "CHATRA_WEBHOOKS_READ_TOKEN is not set"),
+        (
+            {"CHATRA_WEBHOOKS_READ_TOKEN": "short-token"},
+            "CHATRA_WEBHOOKS_READ_TOKEN has 11 characters, fewer than 32",
+        ),
+        (
+            {"CHATRA_WEBHOOKS_READ_TOKEN": ROTATED_TOKEN},
+            (
+                "CHATRA_WEBHOOKS_READ_TOKEN is the same as ingest token 2 of "
+                "CHATRA_WEBHOOKS_INGEST_TOKEN"
+            ),
+        ),
+        ({"CHATRA_WEBHOOKS_PUBLIC_METRICS": "perhaps"}, "CHATRA_WEBHOOKS_PUBLIC_METRICS is"),
     ],
-    ids=["no-ingest", "short", "short-second", "slash", "no-read"],
+    ids=["no-ingest", "short", "short-second", "slash", "no-read", "short-read", "same", "flag"],
 )
 def test_bad_tokens_stop_the_start_with_one_line(
     cli: CallCli, tmp_path: Path, env: dict[str, str], expected: str
@@ -93,6 +106,7 @@ def test_bad_tokens_stop_the_start_with_one_line(
     run = cli("serve", "--port", "0", "--store", f"sqlite:///{tmp_path}/s.sqlite", **env)
     assert_one_line_error(run, 2, expected)
     assert "short-token" not in run.stderr
+    assert ROTATED_TOKEN not in run.stderr
     assert not (tmp_path / "s.sqlite").exists()
 
 
@@ -123,10 +137,10 @@ def test_the_real_command_fails_in_one_line_too(run_cli: RunCli, tmp_path: Path)
 
 
 def test_settings_come_from_variables_and_sigterm_stops_cleanly(
-    inbox_factory: Callable[..., InboxProcess], tmp_path: Path
+    webhook_inbox_factory: Callable[..., InboxProcess], tmp_path: Path
 ) -> None:
     store = tmp_path / "new-folder" / "from-env.sqlite"
-    inbox = inbox_factory(
+    inbox = webhook_inbox_factory(
         "", CHATRA_WEBHOOKS_STORE=f"sqlite:///{store}", CHATRA_WEBHOOKS_MAX_BODY="200"
     )
     small = {"eventName": "chatStarted", "client": {"id": "c1"}}
@@ -189,13 +203,91 @@ def test_export_writes_what_tap_chatra_reads(cli: CallCli, store_url: str, tmp_p
 def test_prune_deletes_only_old_events(cli: CallCli, store_url: str) -> None:
     add_events(store_url, 3, received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
     add_events(store_url, 1)  # client-0 again: a duplicate, still 40 days old
+    acknowledge(store_url, {"tap": 3})
 
     kept = cli("prune", "--store", store_url, "--older-than", "41")
     pruned = cli("prune", "--store", store_url, "--older-than", "30")
 
-    assert "deleted 0 events older than 41 days" in kept.stderr
-    assert "deleted 3 events older than 30 days" in pruned.stderr
+    assert kept.stderr == "chatra-webhooks: deleted 0 events received more than 41 days ago\n"
+    assert pruned.stderr == "chatra-webhooks: deleted 3 events received more than 30 days ago\n"
     assert cli("export", "--store", store_url).stdout == ""
+
+
+def acknowledge(store_url: str, positions: dict[str, int]) -> None:
+    """What readers do through `GET /events?reader=NAME&ack=SEQ`."""
+    store = SqlEventStore(normalize_store_url(store_url))
+    try:
+        for reader, seq in positions.items():
+            store.acknowledge(reader, seq)
+    finally:
+        store.close()
+
+
+def exported_clients(cli: CallCli, store_url: str) -> list[str]:
+    lines = cli("export", "--store", store_url).stdout.splitlines()
+    return [json.loads(line)["client"]["id"] for line in lines]
+
+
+def test_prune_deletes_nothing_no_reader_has_acknowledged(cli: CallCli, store_url: str) -> None:
+    """Finding 4: prune deleted events no reader had read yet, silently."""
+    add_events(store_url, 3, received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
+
+    kept = cli("prune", "--store", store_url, "--older-than", "30")
+
+    assert kept.returncode == 0
+    assert kept.stderr.splitlines() == [
+        "chatra-webhooks: deleted 0 events received more than 30 days ago",
+        (
+            "chatra-webhooks: kept 3 older events: no reader has acknowledged any event yet "
+            "(tap-chatra does on every read of the inbox); pass --past-readers to prune by age "
+            "alone"
+        ),
+    ]
+    assert exported_clients(cli, store_url) == ["client-0", "client-1", "client-2"]
+
+    forced = cli("prune", "--store", store_url, "--older-than", "30", "--past-readers")
+    assert forced.stderr.splitlines() == [
+        (
+            "chatra-webhooks: deleted 3 events received more than 30 days ago, 3 of them not yet "
+            "acknowledged by a reader (--past-readers)"
+        )
+    ]
+    assert exported_clients(cli, store_url) == []
+
+
+def test_prune_stops_at_the_slowest_reader_and_says_so(cli: CallCli, store_url: str) -> None:
+    add_events(store_url, 5, received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=40))
+    acknowledge(store_url, {"tap-chatra:webhook_events": 4, "tap-chatra:chat_messages": 2})
+
+    pruned = cli("prune", "--store", store_url, "--older-than", "30")
+
+    lines = pruned.stderr.splitlines()
+    assert lines[0] == "chatra-webhooks: deleted 2 events received more than 30 days ago"
+    assert lines[1].startswith(
+        "chatra-webhooks: kept 3 older events after seq 2, where reader "
+        "tap-chatra:chat_messages stands (acknowledged 20"
+    )
+    assert lines[1].endswith(
+        "); pass --past-readers to delete them anyway, or `chatra-webhooks readers --forget "
+        "tap-chatra:chat_messages` if it no longer reads"
+    )
+    assert exported_clients(cli, store_url) == ["client-2", "client-3", "client-4"]
+
+    listed = cli("readers", "--store", store_url).stdout.splitlines()
+    assert [line.split()[:4] for line in listed] == [
+        ["tap-chatra:chat_messages", "up", "to", "seq"],
+        ["tap-chatra:webhook_events", "up", "to", "seq"],
+    ]
+    assert [line.split()[4] for line in listed] == ["2,", "4,"]
+
+    forgot = cli("readers", "--store", store_url, "--forget", "tap-chatra:chat_messages")
+    assert [line.split()[0] for line in forgot.stdout.splitlines()] == ["tap-chatra:webhook_events"]
+    again = cli("prune", "--store", store_url, "--older-than", "30")
+    assert again.stderr.splitlines()[0].endswith("deleted 2 events received more than 30 days ago")
+    assert exported_clients(cli, store_url) == ["client-4"]
+    assert_one_line_error(
+        cli("readers", "--store", store_url, "--forget", "nobody"), 1, "no reader is named"
+    )
 
 
 def test_export_and_prune_need_an_existing_store(cli: CallCli, tmp_path: Path) -> None:

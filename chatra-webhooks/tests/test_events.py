@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatra_webhooks.events import MAX_DEPTH, BodyError, parse_body
+from chatra_webhooks.events import MAX_DEPTH, BodyError, parse_body, stored_body
 
 JSON_VALUES = st.recursive(
     st.none()
@@ -77,6 +77,10 @@ def test_a_form_field_holding_json_is_unwrapped_and_hashed_as_sent() -> None:
         (b"a=%5B%5D", "not_object"),
         (b'{"a": "\x00"}', "not_json"),
         (b"[" * 5000 + b"]" * 5000, "too_deep"),
+        (b'{"a": 1e999}', "number_out_of_range"),
+        (b'{"a": [1, {"b": -1E400}]}', "number_out_of_range"),
+        (b'{"a": 1, "b": 2, "a": 3}', "duplicate_key"),
+        (b'{"a": {"b": 1, "b": 1}}', "duplicate_key"),
         (b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1), "too_deep"),
     ],
 )
@@ -126,3 +130,61 @@ def test_any_json_object_is_accepted_as_is(document: dict[str, t.Any], as_form: 
     event = parse_body(raw)
     assert event.body == text
     assert json.loads(event.body) == document
+
+
+def test_lone_surrogates_become_replacement_characters_everywhere() -> None:
+    # What JavaScript's JSON.stringify writes for a string cut inside an emoji.
+    raw = (
+        b'{"eventName": "chatFragment", "client": {"id": "c\\ud800x", "chatId": "h1"},'
+        b' "messages": [{"message": "cut \\udc00"}], "k\\udbff": 1, "ok": "\\ud83d\\ude00"}'
+    )
+    event = parse_body(raw)
+    document = json.loads(event.body)
+    assert document["client"]["id"] == "c\ufffdx"
+    assert document["messages"][0]["message"] == "cut \ufffd"
+    assert document["k\ufffd"] == 1
+    assert document["ok"] == "\U0001f600"
+    assert event.client_id == "c\ufffdx"
+    event.body.encode("utf-8")
+    # The hash is the raw body's: a retry of the same delivery is still a duplicate.
+    assert event.body_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_index_fields_holding_nul_are_left_empty() -> None:
+    event = parse_body(b'{"eventName": "a\\u0000", "client": {"id": "c\\u0000", "chatId": "h"}}')
+    assert (event.event_name, event.client_id, event.chat_id) == (None, None, "h")
+    assert json.loads(event.body)["client"]["id"] == "c\x00"
+
+
+@pytest.mark.parametrize(
+    ("text", "document", "repairs"),
+    [
+        ('{"a": 1}', {"a": 1}, ()),
+        ('{"a": 1e999, "b": [-1e999, NaN, Infinity]}', {"a": None, "b": [None, None, None]},
+         ("number_out_of_range",)),
+        ('{"a": "\\ud800x"}', {"a": "\ufffdx"}, ("lone_surrogate",)),
+        ('{"a": "\udcff"}', {"a": "\ufffd"}, ("lone_surrogate",)),
+        ('{"a": 1, "a": 2}', {"a": 2}, ()),
+    ],
+    ids=["clean", "non-finite", "escaped-surrogate", "undecodable-byte", "duplicate-key"],
+)  # fmt: skip
+def test_stored_bodies_are_served_repaired(
+    text: str, document: dict[str, t.Any], repairs: tuple[str, ...]
+) -> None:
+    served = stored_body(text)
+    assert (served.document, served.repairs) == (document, repairs)
+    json.dumps(served.document, allow_nan=False, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("not json", "not_json"),
+        ("[1]", "not_object"),
+        ("[" * 100_000, "not_json"),
+        ('{"a":' * 500 + "1" + "}" * 500, "too_deep"),
+    ],
+)
+def test_stored_bodies_that_are_no_object_cannot_be_served(text: str, reason: str) -> None:
+    served = stored_body(text)
+    assert (served.document, served.repairs) == (None, (reason,))

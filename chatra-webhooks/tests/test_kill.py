@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType
 
-    from .conftest import InboxProcess
+    from chatra_webhooks.testing import InboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SENDERS = 16
@@ -97,12 +97,12 @@ def check_nothing_lost_or_doubled(result: t.Any, events: list[t.Any], kills: int
 )
 def test_kill_9_under_load_loses_and_doubles_nothing(
     store_url: str,
-    inbox_factory: Callable[..., InboxProcess],
+    webhook_inbox_factory: Callable[..., InboxProcess],
     load: ModuleType,
     kills: int,
     run_after_kill: float,
 ) -> None:
-    inbox = inbox_factory(store_url)
+    inbox = webhook_inbox_factory(store_url)
     result, events = kill_under_load(inbox, load, kills, run_after_kill)
     check_nothing_lost_or_doubled(result, events, kills)
     assert inbox.starts == kills + 1

@@ -69,3 +69,15 @@ def test_a_failed_write_fails_its_batch_only() -> None:
     writer.close()
     with pytest.raises(StoreError, match="closed"):
         writer.submit(4)
+
+
+def test_an_item_whose_result_is_an_error_fails_alone() -> None:
+    def write(items: list[int]) -> list[int | Exception]:
+        return [StoreError(f"refused {item}") if item == 2 else item for item in items]
+
+    writer: BatchWriter[int, int] = BatchWriter(write, max_batch=10, name="test-writer")
+    futures = [writer.submit(n) for n in range(4)]
+    with pytest.raises(StoreError, match="refused 2"):
+        futures[2].result(10)
+    assert [futures[n].result(10) for n in (0, 1, 3)] == [0, 1, 3]
+    writer.close()

@@ -1,8 +1,14 @@
 """The webhook inbox's read API: `GET /events?after=SEQ&limit=N` with a Bearer read token.
 
 It answers `{"events": [{"seq", "received_at", "event_name", "client_id", "chat_id", "body"}],
-"next_after": SEQ}` in `seq` order. A page never passes an event still being written, so a
-page shorter than asked for means "nothing more for now": the paginator stops there.
+"next_after": SEQ, "has_more": BOOL}` in `seq` order. A page may be short (the inbox caps a
+page's bytes) or even empty (it skips events it cannot serve) with more waiting, so the
+paginator goes on until the inbox says `has_more: false`. (An inbox from before `has_more`:
+until a page comes back empty.)
+
+Each request also names its reader and acknowledges where the reading started, which the
+stream's bookmark says is saved: the inbox's `prune` never deletes an event a reader has not
+acknowledged.
 """
 
 from __future__ import annotations
@@ -35,17 +41,22 @@ def _page(response: requests.Response) -> dict[str, t.Any]:
     return body if isinstance(body, dict) else {}
 
 
-class InboxPaginator(BaseAPIPaginator[int]):
-    """Pages by `seq`: the next page starts after the last event of this one."""
+def read_params(after: int, limit: int, *, reader: str, acknowledged: int) -> dict[str, t.Any]:
+    """The query of one page: after `after`, by `reader`, who has kept all up to `acknowledged`."""
+    return {"after": after, "limit": limit, "reader": reader, "ack": acknowledged}
 
-    def __init__(self, start_value: int, page_size: int) -> None:
-        super().__init__(start_value)
-        self._page_size = page_size
+
+class InboxPaginator(BaseAPIPaginator[int]):
+    """Pages by `seq` until the inbox says nothing more is waiting."""
 
     @override
     def has_more(self, response: requests.Response) -> bool:
-        events = _page(response).get("events")
-        return isinstance(events, list) and len(events) >= self._page_size
+        page = _page(response)
+        told = page.get("has_more")
+        if isinstance(told, bool):
+            return told
+        events = page.get("events")
+        return isinstance(events, list) and bool(events)
 
     @override
     def get_next(self, response: requests.Response) -> int | None:

@@ -16,8 +16,13 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
 EXTRA = "extra"
+#: Typed timestamp columns the tap adds beside Chatra's epoch-millisecond keys: column -> key.
+TIME_COLUMNS = {"created_at": "createdAt", "last_visit_at": "lastVisitAt"}
 #: Columns the tap computes; an API key of the same name is kept in `extra` instead.
-DERIVED = frozenset({EXTRA, "created_at"})
+DERIVED = frozenset({EXTRA, *TIME_COLUMNS})
+#: Lists of objects whose items get a typed timestamp beside their own epoch-ms key:
+#: list key -> (item key, typed item key).
+TIMED_ITEMS = {"lastVisitPages": ("visitedAt", "visited_at")}
 
 
 def json_type(value: object) -> str:
@@ -119,7 +124,21 @@ class RecordShaper:
         if record.get("id") not in {None, record_id}:
             extra.setdefault("id", record["id"])
         record["id"] = record_id
-        if "created_at" in self._properties:
-            record["created_at"] = utc_datetime_from_ms(record.get("createdAt"))
+        for column, key in TIME_COLUMNS.items():
+            if column in self._properties:
+                record[column] = utc_datetime_from_ms(record.get(key))
+        for key, (item_key, typed_key) in TIMED_ITEMS.items():
+            if isinstance(record.get(key), list):
+                record[key] = [_with_time(item, item_key, typed_key) for item in record[key]]
         record[EXTRA] = extra
         return record
+
+
+def _with_time(item: object, key: str, typed_key: str) -> object:
+    """A copy of a list item with `typed_key`, the timestamp of its epoch-ms `key`, added.
+
+    An item that already has `typed_key` (Chatra sent one) is left as it came.
+    """
+    if not isinstance(item, dict) or typed_key in item:
+        return item
+    return {**item, typed_key: utc_datetime_from_ms(item.get(key))}

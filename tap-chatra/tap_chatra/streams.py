@@ -63,6 +63,10 @@ class ClientsStream(ChatraStream):
     path = "/clients/{id}"
     schema = StreamSchema(SCHEMAS, key="clients")
     refreshes_every_run = True
+    resume_rule = (
+        "each is fetched again when a webhook event or a message names it, or once its last "
+        "fetch is client_refresh_hours old, and emitted only if it changed"
+    )
     _refresh_started = 0
 
     @cached_property

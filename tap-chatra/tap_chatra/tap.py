@@ -89,7 +89,11 @@ class TapChatra(ChatraPlugin, Tap):
     def __init__(self, *, validate_config: bool = True, **kwargs: t.Any) -> None:
         super().__init__(validate_config=validate_config, **kwargs)
         # Malformed keys stop the run here, before any request; discovery needs no keys.
-        self._connection = ConnectionSettings.from_config(self.config) if validate_config else None
+        self._connection = (
+            ConnectionSettings.from_config(self.config, plugin=self.name)
+            if validate_config
+            else None
+        )
         if validate_config:
             check_webhook_settings(self.config)
             selected = [name for name, stream in self.streams.items() if stream.selected]
@@ -101,7 +105,7 @@ class TapChatra(ChatraPlugin, Tap):
     def connection(self) -> ConnectionSettings:
         """The validated connection settings."""
         if self._connection is None:
-            self._connection = ConnectionSettings.from_config(self.config)
+            self._connection = ConnectionSettings.from_config(self.config, plugin=self.name)
         return self._connection
 
     @cached_property
@@ -249,7 +253,7 @@ class TapChatra(ChatraPlugin, Tap):
             sys.exit(stop.exit_code(error.signum))
         except (ChatraError, IdSourceError) as error:
             # One line that says what to do, and no traceback after it.
-            cls.logger.error("%s", error)
+            cls.report_error(str(error))
             sys.exit(1)
         if stop.received is not None:
             # The signal came after the last ID: everything is done, but the run was stopped.
@@ -272,7 +276,7 @@ class TapChatra(ChatraPlugin, Tap):
             )
             tap.check_connection()
         except (ChatraError, IdSourceError) as error:
-            cls.logger.error("Connection test failed: %s", error)
+            cls.report_error(f"Connection test failed: {error}")
             ctx.exit(1)
         cls.logger.info("Connection test passed: Chatra accepted the keys.")
         ctx.exit()

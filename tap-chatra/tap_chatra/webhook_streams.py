@@ -27,7 +27,7 @@ from chatra_client import ChatraError, ConfigError
 from chatra_client.paths import _is_loopback as is_loopback
 from tap_chatra.event_files import EventFile
 from tap_chatra.events import event_row, ids_in_event, message_rows
-from tap_chatra.inbox import InboxPaginator, check_inbox_response, inbox_events
+from tap_chatra.inbox import InboxPaginator, check_inbox_response, inbox_events, read_params
 from tap_chatra.streams import SCHEMAS
 
 if t.TYPE_CHECKING:
@@ -103,6 +103,7 @@ class EventStream(RESTStream[int]):
     def __init__(self, tap: TapChatra) -> None:
         super().__init__(tap)
         self._chatra = tap
+        self._read_from = 0
 
     # The inbox's read API, through the SDK's REST machinery.
 
@@ -132,13 +133,20 @@ class EventStream(RESTStream[int]):
 
     @override
     def get_new_paginator(self) -> InboxPaginator:
-        return InboxPaginator(self.resume_after(), self.page_size)
+        # Where this run starts is saved in the STATE it started from: safe to acknowledge.
+        self._read_from = self.resume_after()
+        return InboxPaginator(self._read_from)
 
     @override
     def get_url_params(
         self, context: Context | None, next_page_token: int | None
     ) -> dict[str, t.Any]:
-        return {"after": next_page_token or 0, "limit": self.page_size}
+        return read_params(
+            next_page_token or 0,
+            self.page_size,
+            reader=f"tap-chatra:{self.name}",
+            acknowledged=self._read_from,
+        )
 
     @override
     def validate_response(self, response: requests.Response) -> None:
@@ -202,6 +210,12 @@ class EventStream(RESTStream[int]):
         Each event's IDs are queued for the REST streams when it is read; the position moves
         past it once the caller asks for the next one.
         """
+        if self.config.get(INBOX_SETTING) or self.config.get(FILE_SETTING):
+            bookmark = self.get_starting_replication_key_value(context)
+            if isinstance(bookmark, int):
+                self.logger.info("%s: resuming from STATE at event seq %d.", self.name, bookmark)
+            else:
+                self.logger.info("%s: no event seq in STATE: reading from the first.", self.name)
         if self.config.get(INBOX_SETTING):
             yield from self._inbox_events(context)
         elif file_name := self.config.get(FILE_SETTING):

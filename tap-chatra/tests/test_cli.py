@@ -194,3 +194,86 @@ def test_cli_sync_gives_valid_singer_output_and_resumes_from_state(
     # Messages are fetched once ever; their clients, fetched by the first run and named by no
     # new message since, are not due again for client_refresh_hours.
     assert chatra_sandbox.request_log() == []
+
+
+#: The logging config Meltano hands a plugin with the structured-logging capability.
+MELTANO_JSON_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"singer": {"()": "singer_sdk.logging.StructuredFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "singer",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["console"]},
+}
+
+
+@pytest.mark.parametrize("args", [(), ("--test",)], ids=["sync", "test"])
+def test_missing_keys_end_with_one_plain_line_naming_the_variable(kit, tmp_path, args) -> None:
+    """`meltano config test` shows a failed run's last stderr line as it is: not JSON."""
+    logging_config = tmp_path / "logging.json"
+    logging_config.write_text(json.dumps(MELTANO_JSON_LOGGING))
+    result = kit.cli(*args, config={}, env={"SINGER_SDK_LOG_CONFIG": str(logging_config)})
+    assert result.returncode == 1
+    last = kit.last_line(result.stderr)
+    assert not last.startswith("{"), last
+    assert "TAP_CHATRA_API_KEY_PAIR=PUBLIC_KEY:SECRET_KEY" in last
+    assert "meltano config set tap-chatra api_key_pair" in last
+    # The JSON log still carries it, at level error, for whoever reads the logs as JSON.
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(r["level"] == "error" and "TAP_CHATRA_API_KEY_PAIR" in r["message"] for r in records)
+    assert "Traceback" not in result.stderr
+
+
+def test_the_catalog_says_every_stream_is_incremental(kit) -> None:
+    """Per-ID state makes the REST streams incremental by ID: no single replication key."""
+    catalog = json.loads(kit.cli("--discover").stdout)
+    for entry in catalog["streams"]:
+        stream_metadata = next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == [])
+        assert entry["replication_method"] == "INCREMENTAL", entry["tap_stream_id"]
+        if entry["tap_stream_id"] in {"webhook_events", "chat_messages"}:
+            assert entry["replication_key"] == "seq"
+            assert stream_metadata["valid-replication-keys"] == ["seq"]
+        else:
+            assert stream_metadata["forced-replication-method"] == "INCREMENTAL"
+            assert "replication_key" not in entry
+            assert "valid-replication-keys" not in stream_metadata
+
+
+def test_the_log_says_incremental_and_what_state_the_run_resumes_from(chatra_sandbox, kit) -> None:
+    path, _ = kit.events_file(chatra_sandbox, 2)
+    config = kit.config(
+        chatra_sandbox,
+        webhook_events_file=str(path),
+        message_ids=chatra_sandbox.ids("messages"),
+        client_ids=chatra_sandbox.ids("clients"),
+    )
+    first = kit.run(config)
+
+    runs = []
+    for state in (None, first.last_state):
+        result = kit.cli(config=config, state=state)
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs.append(result.stderr)
+    fresh, resumed = runs
+
+    for stream in ("webhook_events", "chat_messages", "messages", "pushed_messages", "clients"):
+        assert f"Beginning sync of '{stream}' in incremental mode" in fresh
+        assert "full_table" not in fresh
+    assert "messages: incremental by ID: no ID fetched before in STATE" in fresh
+    assert "webhook_events: no event seq in STATE: reading from the first." in fresh
+
+    fetched = len(first.ids("messages"))
+    assert fetched > 0
+    assert (
+        f"messages: incremental by ID: resuming from STATE, which holds {fetched} IDs fetched "
+        "by earlier runs; each is not fetched again." in resumed
+    )
+    clients = len(first.ids("clients"))
+    assert f"clients: incremental by ID: resuming from STATE, which holds {clients} IDs" in resumed
+    last_seq = first.records("webhook_events")[-1]["seq"]
+    assert f"webhook_events: resuming from STATE at event seq {last_seq}." in resumed

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+import requests
+
+from chatra_webhooks.settings import normalize_store_url
+from chatra_webhooks.sql_store import PAGE_BYTES, SqlEventStore
+from tap_chatra.inbox import InboxPaginator
 from tap_chatra.webhook_streams import EventStream
 
 
@@ -13,7 +19,7 @@ def fed_inbox(webhook_inbox_factory, chatra_sandbox_factory, tmp_path):
     inbox = webhook_inbox_factory(f"sqlite:///{tmp_path / 'inbox.sqlite'}")
     sandbox = chatra_sandbox_factory(
         seed=4, clients=0, messages=0, pushed_messages=0, requests_per_minute=0,
-        webhook_url=inbox.ingest_url,
+        webhook_url=inbox.ingest_url(),
     )  # fmt: skip
     return inbox, sandbox
 
@@ -99,8 +105,7 @@ def test_a_wrong_read_token_stops_with_one_line(fed_inbox, kit) -> None:
 
 def test_an_inbox_that_does_not_answer_stops_with_one_line(fed_inbox, kit) -> None:
     inbox, sandbox = fed_inbox
-    inbox.process.terminate()
-    inbox.process.wait(30)
+    inbox.stop()
     result = kit.cli(config=_inbox_config(kit, inbox, sandbox))
     assert result.returncode == 1
     assert kit.last_line(result.stderr).endswith(
@@ -138,3 +143,68 @@ def test_the_connection_test_checks_the_read_token_too(fed_inbox, kit) -> None:
     assert "Connection test failed" in last
     assert "refused webhook_inbox_token (HTTP 401)" in last
     assert "Traceback" not in bad.stderr
+
+
+def test_events_larger_than_a_page_are_all_read_in_one_run(fed_inbox, kit) -> None:
+    """Finding 3: a page holds at most PAGE_BYTES of bodies; a short page is not the end."""
+    inbox, sandbox = fed_inbox
+    padding = "x" * (PAGE_BYTES // 5)
+    sent = [
+        inbox.post(json.dumps({"eventName": "chatTranscript", "n": n, "padding": padding}))
+        for n in range(10)
+    ]
+    assert [answer.status_code for answer in sent] == [200] * 10
+    first_page = inbox.read_events(0, 500, headers=inbox.auth).json()
+    assert 1 <= len(first_page["events"]) < 10, "the page cap must cut the first page short"
+
+    output = kit.run(_inbox_config(kit, inbox, sandbox))
+
+    assert [event["payload"]["n"] for event in output.records("webhook_events")] == list(range(10))
+    assert output.last_state["bookmarks"]["webhook_events"]["replication_key_value"] == 10
+
+
+def _page(body: dict) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(body).encode()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("page", "more"),
+    [
+        ({"events": [{"seq": 1}], "next_after": 1, "has_more": False}, False),
+        ({"events": [], "next_after": 7, "has_more": True}, True),
+        # An inbox from before has_more: a page with events may be followed by more.
+        ({"events": [{"seq": 1}], "next_after": 1}, True),
+        ({"events": [], "next_after": 0}, False),
+    ],
+    ids=["told-empty", "skipped-rows", "old-inbox", "old-inbox-empty"],
+)
+def test_the_paginator_goes_on_until_the_inbox_says_it_is_empty(page, more) -> None:
+    assert InboxPaginator(0).has_more(_page(page)) is more
+
+
+def _positions(inbox) -> dict[str, int]:
+    store = SqlEventStore(normalize_store_url(inbox.store_url))
+    try:
+        return {reader.name: reader.acked_seq for reader in store.readers()}
+    finally:
+        store.close()
+
+
+def test_each_run_acknowledges_where_its_state_started(fed_inbox, kit) -> None:
+    """The inbox's prune deletes nothing past these positions (finding 4)."""
+    inbox, sandbox = fed_inbox
+    sandbox.simulate_chats(2)
+    delivered = len(sandbox.webhook_deliveries())
+    config = _inbox_config(kit, inbox, sandbox)
+
+    first = kit.run(config)
+    assert _positions(inbox) == {"tap-chatra:chat_messages": 0, "tap-chatra:webhook_events": 0}
+
+    kit.run(config, state=first.last_state)
+    assert _positions(inbox) == {
+        "tap-chatra:chat_messages": delivered,
+        "tap-chatra:webhook_events": delivered,
+    }

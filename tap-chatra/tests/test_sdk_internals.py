@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import signal
 from contextlib import redirect_stdout
 
+import pytest
+from singer_sdk import Stream
 from singer_sdk.plugin_base import PluginBase
 
 from tap_chatra.id_map import IdMap
@@ -163,3 +166,19 @@ def test_the_sdks_own_state_messages_go_through_the_streams_writer(chatra_sandbo
     ]
     assert [bookmark["run"]["done"] for bookmark in during] == [0, 1, 2, 3]
     assert all(bookmark["fetched"] == {} for bookmark in during)
+
+
+def test_incremental_state_advances_only_through_the_hook_the_rest_streams_silence() -> None:
+    # The REST streams are INCREMENTAL without a replication key (their state is per ID), and
+    # override `Stream._increment_stream_state`, which the SDK calls after every record of an
+    # INCREMENTAL stream and which raises without a replication key.
+    source = inspect.getsource(Stream._sync_records)
+    assert "self._increment_stream_state(record, context=current_context)" in source
+    tap = TapChatra(config=CONFIG)
+    stream = tap.streams["messages"]
+    assert stream.replication_method == "INCREMENTAL"
+    assert stream.replication_key is None
+    with pytest.raises(ValueError, match="replication key"):
+        Stream._increment_stream_state(stream, {"id": "x"}, context=None)
+    stream._increment_stream_state({"id": "x"}, context=None)
+    assert "replication_key_value" not in stream.stream_state

@@ -397,3 +397,33 @@ def test_closing_the_pool_lets_a_call_in_flight_finish_but_waits_no_longer_than_
     assert not stuck.done()
     assert 0.9 <= waited < 3
     release.set()
+
+
+def test_clients_get_typed_visit_times_beside_chatras_epoch_milliseconds() -> None:
+    from tap_chatra.tap import TapChatra  # noqa: PLC0415 - only this test needs the tap
+
+    schema = TapChatra(config={}, validate_config=False).streams["clients"].schema
+    shaper = RecordShaper("clients", schema, LOGGER)
+    pages = [
+        {"url": "https://shop.example.com/", "visitedAt": 1481892808000},
+        {"url": "https://shop.example.com/cart", "visitedAt": None},
+        {"url": "https://shop.example.com/x", "visited_at": "as Chatra sent it"},
+    ]
+    body = {"id": "C", "lastVisitAt": 1481892838000, "createdAt": 1481892000000}
+    body["lastVisitPages"] = copy.deepcopy(pages)
+
+    record = shaper.shape(body, "C")
+
+    assert record["last_visit_at"] == "2016-12-16T12:53:58+00:00"
+    assert record["lastVisitAt"] == 1481892838000
+    assert record["created_at"] == "2016-12-16T12:40:00+00:00"
+    assert record["lastVisitPages"] == [
+        {**pages[0], "visited_at": "2016-12-16T12:53:28+00:00"},
+        {**pages[1], "visited_at": None},
+        pages[2],
+    ]
+    assert body["lastVisitPages"] == pages  # the answer itself is left as it came
+    assert record["extra"] == {}
+    assert schema["properties"]["last_visit_at"]["format"] == "date-time"
+    page_schema = schema["properties"]["lastVisitPages"]["items"]["properties"]
+    assert page_schema["visited_at"]["format"] == "date-time"

@@ -35,10 +35,10 @@ summary, with one line naming it and what to do.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import sqlite3
 import sys
+import threading
 import typing as t
 from contextlib import contextmanager
 
@@ -54,17 +54,26 @@ from chatra_client import (
     RejectedError,
     RetriesExhaustedError,
 )
-from target_chatra_push.keys import describe_properties, key_hint, legacy_key
+from target_chatra_push.input_keys import InputKeys, conflict
+from target_chatra_push.keys import describe_properties, key_hint
+from target_chatra_push.keys_earlier import stored_key
 from target_chatra_push.ledger_model import (
     UNCONFIRMED,
     FailureKind,
     LedgerError,
+    LedgerWaitStoppedError,
     RunMark,
     account_id,
     describe_failure,
 )
 from target_chatra_push.ledger_open import open_run_ledger
-from target_chatra_push.outputs import DeadLetterFile, PreviewFile, SentIdsFile
+from target_chatra_push.outputs import (
+    DeadLetterFile,
+    OutputError,
+    PreviewFile,
+    SentIdsFile,
+    unwritable,
+)
 from target_chatra_push.policy import Decision, decide
 from target_chatra_push.preview_page import MessagePage, page_path
 from target_chatra_push.rendering import build_outbound, key_properties_of
@@ -76,6 +85,7 @@ if t.TYPE_CHECKING:
     from pathlib import Path
 
     from chatra_client import ConnectionSettings
+    from chatra_client.stopping import StopSignals
     from target_chatra_push.ledger_model import Entry, LedgerStore
     from target_chatra_push.mapping import MessageMapping
     from target_chatra_push.policy import DeliveryOptions
@@ -123,20 +133,23 @@ class Delivery:
         *,
         connection: ConnectionSettings | None,
         logger: logging.Logger,
+        stop_signals: StopSignals | None = None,
     ) -> None:
-        """Prepare a run; files and the HTTP client are opened on first use.
+        """Prepare a run; the ledger, files and HTTP client are opened with the first row.
 
         Args:
             options: The delivery settings.
             connection: Keys and HTTP settings; None only for a dry run without keys.
             logger: Where row outcomes and the summary are logged.
+            stop_signals: The run's stop signals, which end a wait for the ledger at once.
         """
         self.options = options
         self.summary = RunSummary(dry_run=options.dry_run)
         self._connection = connection
         self._logger = logger
+        self._stop_signals = stop_signals
         self._ledger: LedgerStore | None = None
-        self._ledger_opened = False
+        self._started = False
         self._run = RunMark.of_this_process()
         self._keyed: dict[str, tuple[str, ...]] = {}
         self.state_held: str | None = None
@@ -147,45 +160,79 @@ class Delivery:
         self._sent_ids: dict[Path, SentIdsFile] = {}
         page = page_path(options)
         self._page = MessagePage(page, dry_run=options.dry_run) if page else None
-        self._seen: dict[tuple[str, str], str] = {}
+        self._seen = InputKeys()
         self._sends = 0
         self._unconfirmed_in_a_row = 0
         self._credentials_checked = False
         self._broken_ledger = False
         self._finished = False
 
-    # Resources, opened on first use
+    # Start: everything the run needs, before its first row is settled
 
-    def _ledger_or_none(self) -> LedgerStore | None:
-        if not self._ledger_opened:
-            self._ledger_opened = True
-            connection = self._connection
-            account = (
-                account_id(connection.credentials.public_key, connection.api_url)
-                if connection is not None
-                else None
-            )
-            try:
-                self._ledger = open_run_ledger(self.options, account=account, logger=self._logger)
-            except LedgerError as exc:
-                self._stop(f"{exc} Nothing was sent.")
-        return self._ledger
+    def _start(self) -> None:
+        """Open the ledger, then prove every file the run writes can be written.
+
+        The ledger comes first: it is marked used before any stop, so that a run stopped
+        here leaves no report beside an empty ledger (which the next run would refuse).
+
+        Raises:
+            RunStoppedError: When the ledger cannot be used or a file cannot be written.
+        """
+        if self._started:
+            return
+        self._started = True
+        self._open_ledger()
+        for setting, path in self.options.files_to_write():
+            why = unwritable(path)
+            if why is not None:
+                self._stop(
+                    f"The run cannot write {setting} {path} ({why}). Nothing was sent; point "
+                    f"{setting} at a folder the run may write, then run again."
+                )
+
+    def _open_ledger(self) -> None:
+        connection = self._connection
+        account = (
+            account_id(connection.credentials.public_key, connection.api_url)
+            if connection is not None
+            else None
+        )
+        stop = threading.Event()
+        waking = self._stop_signals.waking(stop) if self._stop_signals else contextlib.nullcontext()
+        try:
+            with waking:
+                self._ledger = open_run_ledger(
+                    self.options, account=account, run=self._run, logger=self._logger, stop=stop
+                )
+        except LedgerWaitStoppedError as exc:
+            signum = self._stop_signals.received if self._stop_signals else None
+            self._stop(str(exc), exit_code=128 + signum if signum else 1)
+        except LedgerError as exc:
+            self._stop(f"{exc} Nothing was sent.")
+        except _ledger_failures() as exc:  # damaged, or unreachable mid-way
+            self._broken_ledger = True
+            self._stop(describe_failure(self._location(), exc))
 
     def _write_ledger(self) -> LedgerStore:
-        ledger = self._ledger_or_none()
+        ledger = self._ledger
         if ledger is None or ledger.read_only:
             msg = "The ledger is read-only in a dry run."
             raise RuntimeError(msg)
         return ledger
 
     @contextmanager
-    def _ledger_guard(self) -> Iterator[None]:
-        """Turn a failing ledger into a stop: the summary, then one line naming it."""
+    def _guard(self) -> Iterator[None]:
+        """Turn a failing ledger or output file into a stop: the summary, then one line."""
         try:
             yield
         except _ledger_failures() as exc:
             self._broken_ledger = True
             self._stop(describe_failure(self._location(), exc))
+        except OutputError as exc:
+            self._stop(
+                f"{exc}. Nothing more was sent; make room or fix the folder, then run again: "
+                "rows not settled are read again then."
+            )
 
     def _chatra(self) -> ChatraClient:
         if self._client is None:
@@ -208,6 +255,17 @@ class Delivery:
         self.summary.stopped = message
         self.finish()
         raise RunStoppedError(message, exit_code)
+
+    def stop_for_bad_input(self, problem: str) -> t.NoReturn:
+        """End the run at a line of input it cannot read: summary, report and ledger as ever.
+
+        Raises:
+            RunStoppedError: Always, with exit code 1.
+        """
+        self._stop(
+            f"{problem} Every row before it is settled and nothing after it was read; fix the "
+            "input, then run again: rows after the last STATE passed on are read again."
+        )
 
     def stop_for_signal(self, signum: int) -> t.NoReturn:
         """End the run after a stop signal: summary, report and ledger as after any stop.
@@ -242,7 +300,9 @@ class Delivery:
         mapping: MessageMapping,
         record: Mapping[str, t.Any],
         key_properties: Sequence[str],
+        *,
         problem: str | None = None,
+        line: int | None = None,
     ) -> Outcome:
         """Settle one row: send it, skip it, or dead-letter it.
 
@@ -252,41 +312,51 @@ class Delivery:
             record: The row.
             key_properties: The stream's key properties.
             problem: Why the row failed the stream's schema, if it did.
+            line: The row's line in the input, for messages.
 
         Returns:
             What happened to the row.
 
         Raises:
-            RunStoppedError: When the run must stop (refused keys, Chatra unavailable, a
-                changed dedupe key, a failing ledger, or a bad row with `on_error: fail`);
-                everything before this row is settled.
+            RunStoppedError: When the run must stop (a file or the ledger cannot be used,
+                refused keys, Chatra unavailable, a changed dedupe key, or a bad row with
+                `on_error: fail`); everything before this row is settled.
         """
+        self._start()
         properties = key_properties_of(mapping, key_properties)
-        with self._ledger_guard():
+        with self._guard():
             self._check_key_properties(stream, properties)
-        try:
-            if problem is not None:
-                raise InvalidRowError("wrong_type", problem)
-            outbound = build_outbound(mapping, record, key_properties)
-        except InvalidRowError as invalid:
-            return self._invalid(stream, key_hint(properties, record), record, invalid)
-        if self._repeated(stream, outbound):
-            return self._count(stream, Outcome.DUPLICATE, outbound.key, outbound, _REPEATED)
-        with self._ledger_guard():
+            try:
+                if problem is not None:
+                    raise InvalidRowError("wrong_type", problem)
+                outbound = build_outbound(mapping, record, key_properties)
+            except InvalidRowError as invalid:
+                return self._invalid(stream, key_hint(properties, record), record, invalid)
+            first = self._seen.first(stream, outbound, line)
+            if first is not None:
+                return self._repeated(stream, record, outbound, conflict(first, outbound, line))
+            key = outbound.key
+            if self._ledger is not None:
+                outbound = stored_key(
+                    self._ledger,
+                    outbound,
+                    stream=stream,
+                    record=record,
+                    properties=properties,
+                    logger=self._logger,
+                )
             if self.options.dry_run:
-                ledger = self._ledger_or_none()
-                if ledger is not None:
-                    outbound = self._ledger_key(ledger, stream, outbound, record, properties)
-                return self._preview_row(stream, outbound)
-            ledger = self._write_ledger()
-            outbound = self._ledger_key(ledger, stream, outbound, record, properties)
-            return self._send_row(stream, mapping, record, outbound)
+                outcome = self._preview_row(stream, outbound)
+            else:
+                outcome = self._send_row(stream, mapping, record, outbound)
+            self._seen.remember_outcome(stream, key, outcome)
+            return outcome
 
     def _check_key_properties(self, stream: str, properties: tuple[str, ...]) -> None:
         """Stop before sending when a stream is keyed differently from what the ledger holds."""
         known = self._keyed.get(stream)
         if known is None:
-            ledger = self._ledger_or_none()
+            ledger = self._ledger
             recorded = ledger.key_properties(stream) if ledger is not None else None
             if recorded is None and ledger is not None and not ledger.read_only:
                 ledger.record_key_properties(stream, properties)
@@ -309,30 +379,34 @@ class Delivery:
         )
 
     def _location(self) -> str:
-        ledger = self._ledger
-        return ledger.location if ledger is not None else str(self.options.ledger_path)
+        if self._ledger is not None:
+            return self._ledger.location
+        if self.options.ledger_url:
+            from target_chatra_push.ledger_postgres import PostgresLedger  # noqa: PLC0415
 
-    def _repeated(self, stream: str, outbound: Outbound) -> bool:
-        """Whether this input held the key before; warns when its message differs."""
-        earlier = self._seen.get((stream, outbound.key))
-        if earlier is None:
-            self._seen[(stream, outbound.key)] = outbound.payload_hash
-            return False
-        why = _REPEATED
-        if earlier != outbound.payload_hash:
-            self._logger.warning(
-                "Stream %s key %s: seen again in this input with a different message; only "
-                "the first is sent. Check the key properties.",
-                stream,
-                outbound.key,
-            )
-        else:
-            self._logger.debug("Stream %s key %s: duplicate, %s.", stream, outbound.key, why)
+            return PostgresLedger.describe_url(self.options.ledger_url)
+        return str(self.options.ledger_path.resolve())
+
+    def _repeated(
+        self,
+        stream: str,
+        record: Mapping[str, t.Any],
+        outbound: Outbound,
+        conflicting: InvalidRowError | None,
+    ) -> Outcome:
+        """A row whose key this input held before: a duplicate, or dead-lettered if it differs."""
+        if conflicting is not None:
+            return self._invalid(stream, outbound.key, record, conflicting)
+        self._logger.debug("Stream %s key %s: duplicate, %s.", stream, outbound.key, _REPEATED)
         if self.options.dry_run:
             self._preview.add(
-                stream=stream, key=outbound.key, action="duplicate", outbound=outbound, reason=why
+                stream=stream,
+                key=outbound.key,
+                action="duplicate",
+                outbound=outbound,
+                reason=_REPEATED,
             )
-        return True
+        return self._count(stream, Outcome.DUPLICATE, outbound.key, outbound, _REPEATED)
 
     def _invalid(
         self,
@@ -345,10 +419,17 @@ class Delivery:
             "Stream %s key %s: invalid row, not sent (%s).", stream, key, invalid.reason
         )
         if self.options.dry_run:
-            self._preview.add(stream=stream, key=key, action="invalid", reason=invalid.reason)
+            self._preview.add(
+                stream=stream, key=key, action="invalid", reason=invalid.reason, code=invalid.code
+            )
             return self._count(stream, Outcome.INVALID, key, reason=invalid.reason)
         self._dead_letters.add(
-            stream=stream, key=key, kind="invalid", reason=invalid.reason, record=record
+            stream=stream,
+            key=key,
+            kind="invalid",
+            code=invalid.code,
+            reason=invalid.reason,
+            record=record,
         )
         self._count(stream, Outcome.INVALID, key, reason=invalid.reason)
         if self.options.stop_on_bad_row:
@@ -359,31 +440,12 @@ class Delivery:
             )
         return Outcome.INVALID
 
-    def _ledger_key(
-        self,
-        ledger: LedgerStore,
-        stream: str,
-        outbound: Outbound,
-        record: Mapping[str, t.Any],
-        properties: Sequence[str],
-    ) -> Outbound:
-        """The row as a schema-1 ledger knows it, if that ledger holds it under the old key."""
-        if not ledger.legacy_keys:
-            return outbound
-        body = outbound.body
-        legacy = legacy_key(properties, record, body["clientId"], body["text"])
-        if legacy == outbound.key or ledger.get(stream, outbound.key) is not None:
-            return outbound
-        if ledger.get(stream, legacy) is None:
-            return outbound
-        return dataclasses.replace(outbound, key=legacy)
-
     def _hold_state(self, stream: str, key: str, why: str) -> None:
         if self.state_held is None:
             self.state_held = f"stream {stream} key {key} ({why})"
 
     def _preview_row(self, stream: str, outbound: Outbound) -> Outcome:
-        ledger = self._ledger_or_none()
+        ledger = self._ledger
         entry = ledger.get(stream, outbound.key) if ledger else None
         decision, why = self._decide(entry, outbound.payload_hash)
         self._preview.add(
@@ -493,11 +555,25 @@ class Delivery:
         self._unconfirmed_in_a_row = 0
         message_id = created.get("id")
         message_id = message_id if isinstance(message_id, str) and message_id else None
-        # The ID goes to the sent-ID file first: a crash in between then leaves the key
-        # `pending` (reported unconfirmed) rather than a send the read-back cannot see.
-        if message_id is not None and mapping.sent_ids_path is not None:
-            self._sent_ids_file(mapping.sent_ids_path).add(message_id)
-        ledger.mark_sent(stream, key, message_id)
+        try:
+            # The ID goes to the sent-ID file first: a crash in between then leaves the key
+            # `pending` (reported unconfirmed) rather than a send the read-back cannot see.
+            if message_id is not None and mapping.sent_ids_path is not None:
+                self._sent_ids_file(mapping.sent_ids_path).add(message_id)
+            ledger.mark_sent(stream, key, message_id)
+        except (OutputError, *_ledger_failures()):  # type: ignore[misc]
+            # It went out: count it so, and say how to record it; the guard then stops the run.
+            self._count(stream, Outcome.SENT, key, outbound)
+            self._logger.warning(
+                "Stream %s key %s: sent, but not recorded as sent: the ledger keeps it "
+                "pending, so no run sends it again. Once the run is fixed, record it with "
+                "`chatra-push-ledger settle --stream %s '%s' --as sent`.",
+                stream,
+                key,
+                stream,
+                key,
+            )
+            raise
         if message_id is None:
             self._logger.warning(
                 "Stream %s key %s: sent, but Chatra's answer held no message ID.", stream, key
@@ -533,6 +609,7 @@ class Delivery:
             stream=stream,
             key=key,
             kind="rejected",
+            code=f"http_{exc.status}" if exc.status else "rejected",
             reason=str(exc),
             status=exc.status,
             record=record,
@@ -600,7 +677,12 @@ class Delivery:
                 self.state_held,
             )
         if self.options.report_path is not None:
-            self.summary.write(self.options.report_path)
+            try:
+                self.summary.write(self.options.report_path)
+            except OSError as exc:
+                self._logger.warning(
+                    "Report not written to %s: %s", self.options.report_path, exc.strerror or exc
+                )
         if self._page is not None:
             self._page.write(self._logger, self.summary.stopped)
         self._dead_letters.close()

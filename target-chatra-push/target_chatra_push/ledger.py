@@ -36,11 +36,15 @@ import typing as t
 from contextlib import contextmanager
 
 from target_chatra_push.ledger_model import (
+    SCHEMA_1_KEYS,
+    SCHEMA_2_KEYS,
     SCHEMA_VERSION,
     Entry,
     FailureKind,
     LedgerBusyError,
     LedgerError,
+    LedgerWaitStoppedError,
+    LockWait,
     RunMark,
     Status,
     newer_schema,
@@ -90,6 +94,8 @@ _FROM_SCHEMA_1 = (
     "ALTER TABLE deliveries ADD COLUMN run_pid INTEGER",
     "ALTER TABLE deliveries ADD COLUMN run_started TEXT",
 )
+# The ledger_meta flag that says rows may be stored under an earlier key form.
+_EARLIER_KEYS_FLAG = {SCHEMA_2_KEYS: "schema_2_keys", SCHEMA_1_KEYS: "legacy_keys"}
 
 _COLUMNS = (
     "stream, dedupe_key, status, failure_kind, payload_hash, message_id, attempts, "
@@ -113,18 +119,29 @@ def _entry(row: tuple[t.Any, ...]) -> Entry:
     )
 
 
-def _take_lock(path: Path, wait: float) -> int:
-    """Open `path` (creating it) and hold an exclusive flock on it; give up after `wait` s."""
+def _take_lock(path: Path, wait: LockWait) -> int:
+    """Open `path` (creating it) and hold an exclusive flock on it.
+
+    Gives up after `wait.seconds`, or at once when `wait.stop` is set.
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + wait.seconds
+    stop = wait.stop
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            wait.started()
+            if stop is not None and stop.is_set():
+                os.close(fd)
+                raise LedgerWaitStoppedError(str(path.resolve())) from None
             if time.monotonic() >= deadline:
                 os.close(fd)
-                raise LedgerBusyError(str(path.resolve()), wait) from None
-            time.sleep(_LOCK_POLL_SECONDS)
+                raise LedgerBusyError(str(path.resolve()), wait.seconds) from None
+            if stop is not None:
+                stop.wait(_LOCK_POLL_SECONDS)
+            else:
+                time.sleep(_LOCK_POLL_SECONDS)
         else:
             return fd
 
@@ -133,12 +150,14 @@ def _take_lock(path: Path, wait: float) -> int:
 _WAL_HEADER = (18, b"\x02\x02")
 
 
-def _check_wal_present(path: Path) -> None:
-    """Refuse a ledger left in WAL mode by a run that never closed it, whose -wal file is gone.
+def _wal_lost(path: Path) -> bool:
+    """Whether the file is in WAL mode while its -wal file is missing.
 
     A run switches the file back to a rollback journal when it closes, so a WAL header means
     the last run was killed; its latest commits (sends among them) may live only in the -wal
-    file. Opening the main file without it would silently forget them and send them again.
+    file. SQLite opening the main file without it would silently forget them, and even a
+    read-only connection would create an empty -wal beside it, hiding the loss: so nothing
+    connects to such a file.
     """
     offset, wal = _WAL_HEADER
     try:
@@ -146,11 +165,14 @@ def _check_wal_present(path: Path) -> None:
             file.seek(offset)
             header = file.read(len(wal))
     except OSError:
-        return  # a missing or unreadable file is reported when it is opened
-    wal_file = path.with_name(f"{path.name}-wal")
-    # Empty counts as missing: a run's WAL is never truncated while in use, and a reader
-    # that opens the file after the loss (a dry run, the existence check) leaves an empty one.
-    if header == wal and (not wal_file.exists() or wal_file.stat().st_size == 0):
+        return False  # a missing or unreadable file is reported when it is opened
+    return header == wal and not path.with_name(f"{path.name}-wal").exists()
+
+
+def _check_wal_present(path: Path) -> None:
+    """Refuse a ledger left in WAL mode by a killed run whose -wal file is gone."""
+    if _wal_lost(path):
+        wal_file = path.with_name(f"{path.name}-wal")
         msg = (
             f"The ledger {path} was left open by a run that was killed, and its {wal_file.name} "
             "file, which may hold that run's last sends, is missing: nothing is sent. Put "
@@ -176,13 +198,25 @@ class Ledger:
         self.read_only = read_only
         self.location = location
         self._lock_fd = lock_fd
-        self.legacy_keys = self._meta("legacy_keys") == "1"
+        self.earlier_key_forms = self._earlier_key_forms()
+
+    def _earlier_key_forms(self) -> tuple[str, ...]:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        # A ledger opened read-only (a dry run) was not brought up to date: its version says.
+        implied = {2: SCHEMA_2_KEYS, 1: SCHEMA_1_KEYS}.get(version)
+        return tuple(
+            form
+            for form, flag in _EARLIER_KEYS_FLAG.items()
+            if form == implied or self._meta(flag) == "1"
+        )
 
     @staticmethod
     def exists(path: Path) -> bool:
-        """Whether `path` holds a ledger (an empty or foreign file does not)."""
+        """Whether `path` holds a ledger (an empty or foreign file does not); changes nothing."""
         if not path.is_file() or path.stat().st_size == 0:
             return False
+        if _wal_lost(path):
+            return True  # a ledger, which open() refuses with the reason
         try:
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
         except sqlite3.Error:
@@ -198,23 +232,35 @@ class Ledger:
         return found is not None
 
     @classmethod
-    def open(cls, path: Path, *, lock_wait: float | None = None) -> Ledger:
-        """Open (creating if needed) the ledger for a real run.
+    def open(
+        cls,
+        path: Path,
+        *,
+        lock_wait: float | LockWait | None = None,
+        create: bool = True,
+    ) -> Ledger:
+        """Open (creating if needed and allowed) the ledger for a real run.
 
         Args:
             path: The SQLite file.
-            lock_wait: Take the run's exclusive lock, waiting up to this many seconds for
-                another run to finish; None takes no lock.
+            lock_wait: Take the run's exclusive lock, waiting up to this many seconds (or
+                as a LockWait says) for another run to finish; None takes no lock.
+            create: Create the file and its tables when missing; False opens an existing
+                ledger only (maintenance commands).
 
         Raises:
-            LedgerError: When the file cannot be created, opened or locked.
+            LedgerError: When the file cannot be created, opened or locked, or is missing
+                and `create` is False; LedgerWaitStoppedError when a stop ended the wait.
         """
         location = str(path.resolve())
+        if not create and not cls.exists(path):
+            msg = f"There is no ledger at {location}."
+            raise LedgerError(msg)
         lock_fd = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if lock_wait is not None:
-                lock_fd = _take_lock(path, lock_wait)
+                lock_fd = _take_lock(path, LockWait.of(lock_wait))
             _check_wal_present(path)
             db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         except (OSError, sqlite3.Error, LedgerError) as exc:
@@ -239,9 +285,14 @@ class Ledger:
 
     @classmethod
     def open_read_only(cls, path: Path) -> Ledger | None:
-        """Open an existing ledger without changing it (dry runs); None when there is none."""
+        """Open an existing ledger without changing it (dry runs); None when there is none.
+
+        Raises:
+            LedgerError: When it cannot be read, or a killed run's -wal file is missing.
+        """
         if not path.exists():
             return None
+        _check_wal_present(path)
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
         try:
             db.execute("SELECT 1 FROM deliveries LIMIT 1")
@@ -250,6 +301,30 @@ class Ledger:
             msg = f"The ledger {path} cannot be read: {exc}."
             raise LedgerError(msg) from None
         return cls(db, read_only=True, location=str(path.resolve()))
+
+    def is_blank(self) -> bool:
+        """Whether no run has used it yet: no run, key or stream recorded."""
+        keyed = self._db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone()
+        try:
+            streams = self._db.execute("SELECT 1 FROM stream_keys LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # a schema-1 ledger opened read-only
+            streams = None
+        return keyed is None and streams is None and self._meta("last_run") is None
+
+    def record_run(self, run: RunMark) -> None:
+        """Note the run that opened it, which makes it a ledger in use."""
+        self._db.execute(
+            "INSERT INTO ledger_meta (name, value) VALUES ('last_run', ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (str(run),),
+        )
+
+    def describe(self) -> str:
+        """Which ledger this is, for a person: where, since when, how many keys."""
+        keys = self._db.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+        created = self._meta("created_at")
+        since = f", created {created}" if created else ""
+        return f"the SQLite ledger {self.location}{since}, {keys} key(s)"
 
     def close(self) -> None:
         """Close the database, leaving it in rollback-journal mode where no one else uses it."""
@@ -455,7 +530,11 @@ class Ledger:
 
 
 def _prepare(db: sqlite3.Connection, path: Path) -> None:
-    """Create the tables, or bring a schema-1 ledger up to date."""
+    """Create the tables, or bring an earlier ledger up to date.
+
+    An earlier ledger's rows keep the keys they were stored under: a flag in ledger_meta
+    says which earlier forms to look them up by (keys_earlier.py).
+    """
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -477,9 +556,11 @@ def _prepare(db: sqlite3.Connection, path: Path) -> None:
             db.execute(statement)
         stamp = now()
         db.execute("INSERT OR IGNORE INTO ledger_meta VALUES ('created_at', ?)", (stamp,))
-        if version == 1 and db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone():
-            # Its keys may be in the old form: look them up that way too (keys.py).
-            db.execute("INSERT OR IGNORE INTO ledger_meta VALUES ('legacy_keys', '1')")
+        earlier = {1: SCHEMA_1_KEYS, 2: SCHEMA_2_KEYS}.get(version)
+        if earlier and db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone():
+            db.execute(
+                "INSERT OR IGNORE INTO ledger_meta VALUES (?, '1')", (_EARLIER_KEYS_FLAG[earlier],)
+            )
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")

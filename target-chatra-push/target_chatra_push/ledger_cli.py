@@ -9,7 +9,10 @@ automatically. Once someone has looked at the conversation in Chatra:
 
 The ledger is the target's `ledger_url`, else its `ledger_path`, read from `--config` (the
 target's JSON config), from `--ledger-url`/`--ledger-path`, or from the variables
-TARGET_CHATRA_PUSH_LEDGER_URL / TARGET_CHATRA_PUSH_LEDGER_PATH.
+TARGET_CHATRA_PUSH_LEDGER_URL / TARGET_CHATRA_PUSH_LEDGER_PATH. Every command opens an
+existing ledger only: pointed at a database or file that holds none, it refuses and creates
+nothing (an empty ledger would let the next run send everything again). It names the ledger
+it found on stderr, so a wrong one is noticed.
 """
 
 from __future__ import annotations
@@ -89,22 +92,28 @@ def _open(args: argparse.Namespace, *, write: bool) -> LedgerStore:
         # SQLAlchemy is loaded only for a PostgreSQL ledger.
         from target_chatra_push.ledger_postgres import PostgresLedger  # noqa: PLC0415
 
-        if write:
-            ledger = PostgresLedger.open(url, lock_wait=_SETTLE_LOCK_WAIT)
+        where = PostgresLedger.describe_url(url)
+        if not PostgresLedger.exists(url):
+            ledger = None
+        elif write:
+            ledger = PostgresLedger.open(url, lock_wait=_SETTLE_LOCK_WAIT, create=False)
         else:
             ledger = PostgresLedger.open_read_only(url)
-        where = PostgresLedger.describe_url(url)
     else:
+        where = str(path.resolve())
         if not Ledger.exists(path):
             ledger = None
         elif write:
-            ledger = Ledger.open(path, lock_wait=_SETTLE_LOCK_WAIT)
+            ledger = Ledger.open(path, lock_wait=_SETTLE_LOCK_WAIT, create=False)
         else:
             ledger = Ledger.open_read_only(path)
-        where = str(path.resolve())
     if ledger is None:
-        msg = f"There is no ledger at {where}; give --config, --ledger-path or --ledger-url."
+        msg = (
+            f"There is no ledger at {where}; nothing was created. Give the target's "
+            "--config, --ledger-path or --ledger-url."
+        )
         raise CommandError(msg)
+    print(f"chatra-push-ledger: using {ledger.describe()}.", file=sys.stderr)
     return ledger
 
 
@@ -164,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, LedgerError) as exc:
         print(f"chatra-push-ledger: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("chatra-push-ledger: interrupted.", file=sys.stderr)
+        return 130
 
 
 def run() -> None:

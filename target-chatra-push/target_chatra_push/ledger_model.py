@@ -7,14 +7,19 @@ import hashlib
 import os
 import socket
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 if t.TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""1: raw keys; 2: canonical keys that could merge distinct values; 3: keys.py's form."""
+SCHEMA_1_KEYS = "schema_1"
+SCHEMA_2_KEYS = "schema_2"
+"""Names of the earlier key forms a ledger may hold (keys_earlier.py)."""
 
 
 class Status(StrEnum):
@@ -51,6 +56,36 @@ class LedgerBusyError(LedgerError):
             f"Another run is using the ledger {location}; waited {waited:g}s. Run again once "
             "it has finished (one run per ledger at a time)."
         )
+
+
+@dataclass
+class LockWait:
+    """How a run waits for a ledger another run holds."""
+
+    seconds: float
+    stop: threading.Event | None = None
+    """Ends the wait at once when set (a stop signal)."""
+    on_wait: Callable[[], None] | None = None
+    """Called once, when the wait begins."""
+    _waiting: bool = field(default=False, init=False)
+
+    @classmethod
+    def of(cls, wait: float | LockWait) -> LockWait:
+        """`wait` as a LockWait: a number of seconds, or one already."""
+        return wait if isinstance(wait, LockWait) else cls(wait)
+
+    def started(self) -> None:
+        """Note that the lock was busy; the first time, tell `on_wait`."""
+        if not self._waiting and self.on_wait is not None:
+            self.on_wait()
+        self._waiting = True
+
+
+class LedgerWaitStoppedError(LedgerError):
+    """A stop signal came while the run waited for another run to release the ledger."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"Stopped while waiting for the ledger {location}; nothing was sent.")
 
 
 def other_account(location: str) -> LedgerError:
@@ -146,10 +181,20 @@ class LedgerStore(t.Protocol):
 
     read_only: bool
     location: str
-    legacy_keys: bool
+    earlier_key_forms: tuple[str, ...]
+    """The earlier key forms its rows may be stored under, newest first (keys_earlier.py)."""
 
     def close(self) -> None:
         """Release the ledger (and the run's lock on it)."""
+
+    def is_blank(self) -> bool:
+        """Whether no run has used it yet: no run, key or stream recorded."""
+
+    def record_run(self, run: RunMark) -> None:
+        """Note the run that opened it, which makes it a ledger in use."""
+
+    def describe(self) -> str:
+        """Which ledger this is, for a person: where, since when, how many keys."""
 
     def in_use(self) -> bool:
         """Whether a run holds the ledger now; if not, every pending key is from an ended run."""

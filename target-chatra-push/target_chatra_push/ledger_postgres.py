@@ -25,11 +25,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from target_chatra_push.ledger_model import (
+    SCHEMA_2_KEYS,
     SCHEMA_VERSION,
     Entry,
     FailureKind,
     LedgerBusyError,
     LedgerError,
+    LedgerWaitStoppedError,
+    LockWait,
     RunMark,
     Status,
     newer_schema,
@@ -88,6 +91,8 @@ ledger_meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 _UNSETTLED = (Status.PENDING.value, Status.UNKNOWN.value)
+# The ledger_meta flag that says rows may be stored under schema 2's key form.
+_SCHEMA_2_KEYS_FLAG = "schema_2_keys"
 
 
 def _engine(url: str) -> sa.Engine:
@@ -127,13 +132,12 @@ def _unreachable(location: str, exc: SQLAlchemyError) -> LedgerError:
 class PostgresLedger:
     """Read and record delivery outcomes in PostgreSQL. Every write is committed at once."""
 
-    legacy_keys = False  # PostgreSQL ledgers start at schema 2, with canonical keys
-
     def __init__(self, connection: sa.Connection, *, read_only: bool, location: str) -> None:
         self._db = connection
         self._locked = False
         self.read_only = read_only
         self.location = location
+        self.earlier_key_forms: tuple[str, ...] = ()
 
     @staticmethod
     def describe_url(url: str) -> str:
@@ -145,7 +149,7 @@ class PostgresLedger:
 
     @classmethod
     def exists(cls, url: str) -> bool:
-        """Whether the database holds a ledger."""
+        """Whether the database holds a ledger; changes nothing."""
         location = cls.describe_url(url)
         try:
             engine = _engine(url)
@@ -155,28 +159,49 @@ class PostgresLedger:
             raise _unreachable(location, exc) from None
 
     @classmethod
-    def open(cls, url: str, *, lock_wait: float | None = None) -> PostgresLedger:
-        """Connect, take the run's lock (waiting up to `lock_wait` s) and create the tables.
-
-        Raises:
-            LedgerError: When PostgreSQL cannot be reached, another run holds the ledger, or
-                the ledger was written by a newer target.
-        """
+    def _connect(cls, url: str, *, read_only: bool) -> PostgresLedger:
         location = cls.describe_url(url)
         try:
             connection = _engine(url).connect()
         except SQLAlchemyError as exc:
             raise _unreachable(location, exc) from None
-        ledger = cls(connection, read_only=False, location=location)
+        return cls(connection, read_only=read_only, location=location)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        lock_wait: float | LockWait | None = None,
+        create: bool = True,
+    ) -> PostgresLedger:
+        """Connect, take the run's lock (waiting up to `lock_wait` s) and create the tables.
+
+        Args:
+            url: The `postgresql://` URL.
+            lock_wait: Take the run's lock, waiting up to this many seconds (or as a
+                LockWait says); None takes none.
+            create: Create the tables when missing; False opens an existing ledger only
+                (maintenance commands).
+
+        Raises:
+            LedgerError: When PostgreSQL cannot be reached, another run holds the ledger,
+                there is none and `create` is False, or the ledger was written by a newer
+                target; LedgerWaitStoppedError when a stop ended the wait.
+        """
+        if not create and not cls.exists(url):
+            msg = f"There is no ledger at {cls.describe_url(url)}."
+            raise LedgerError(msg)
+        ledger = cls._connect(url, read_only=False)
         try:
             if lock_wait is not None:
-                ledger._lock(lock_wait)
-            ledger._prepare()
+                ledger._lock(LockWait.of(lock_wait))
+            ledger._prepare(create=create)
         except SQLAlchemyError as exc:
-            connection.close()
-            raise _unreachable(location, exc) from None
+            ledger._db.close()
+            raise _unreachable(ledger.location, exc) from None
         except LedgerError:
-            connection.close()
+            ledger._db.close()
             raise
         return ledger
 
@@ -185,37 +210,98 @@ class PostgresLedger:
         """Connect to an existing ledger without changing it; None when there is none."""
         if not cls.exists(url):
             return None
-        location = cls.describe_url(url)
+        ledger = cls._connect(url, read_only=True)
         try:
-            connection = _engine(url).connect()
+            version = int(ledger._meta("schema_version") or SCHEMA_VERSION)
+            ledger.earlier_key_forms = ledger._earlier_key_forms(version)
         except SQLAlchemyError as exc:
-            raise _unreachable(location, exc) from None
-        return cls(connection, read_only=True, location=location)
+            ledger._db.close()
+            raise _unreachable(ledger.location, exc) from None
+        return ledger
 
-    def _lock(self, wait: float) -> None:
-        deadline = time.monotonic() + wait
+    def _lock(self, wait: LockWait) -> None:
+        deadline = time.monotonic() + wait.seconds
+        stop = wait.stop
         while not self._db.execute(_TRY_LOCK).scalar():
             self._db.commit()
+            wait.started()
+            if stop is not None and stop.is_set():
+                raise LedgerWaitStoppedError(self.location)
             if time.monotonic() >= deadline:
-                raise LedgerBusyError(self.location, wait)
-            time.sleep(_LOCK_POLL_SECONDS)
+                raise LedgerBusyError(self.location, wait.seconds)
+            if stop is not None:
+                stop.wait(_LOCK_POLL_SECONDS)
+            else:
+                time.sleep(_LOCK_POLL_SECONDS)
         self._db.commit()
         self._locked = True
 
-    def _prepare(self) -> None:
-        _metadata.create_all(self._db)
-        self._db.execute(
-            insert(ledger_meta)
-            .values(name="schema_version", value=str(SCHEMA_VERSION))
-            .on_conflict_do_nothing()
-        )
-        self._db.execute(
-            insert(ledger_meta).values(name="created_at", value=now()).on_conflict_do_nothing()
-        )
-        self._db.commit()
+    def _earlier_key_forms(self, version: int) -> tuple[str, ...]:
+        # Schema 2 was the first PostgreSQL ledger: there are no schema-1 keys to look for.
+        flagged = self._meta(_SCHEMA_2_KEYS_FLAG) == "1"
+        return (SCHEMA_2_KEYS,) if version == 2 or flagged else ()
+
+    def _prepare(self, *, create: bool) -> None:
+        if create:
+            _metadata.create_all(self._db)
+            self._db.execute(
+                insert(ledger_meta)
+                .values(name="schema_version", value=str(SCHEMA_VERSION))
+                .on_conflict_do_nothing()
+            )
+            self._db.execute(
+                insert(ledger_meta).values(name="created_at", value=now()).on_conflict_do_nothing()
+            )
+            self._db.commit()
         version = int(self._meta("schema_version") or SCHEMA_VERSION)
         if version > SCHEMA_VERSION:
             raise newer_schema(self.location, version)
+        if version < SCHEMA_VERSION:
+            self._upgrade()
+        self.earlier_key_forms = self._earlier_key_forms(SCHEMA_VERSION)
+
+    def _upgrade(self) -> None:
+        """Bring a schema-2 ledger to schema 3: its rows keep their keys, looked up by form."""
+        version = ledger_meta.c.name == "schema_version"
+        # Locked for the upgrade, so that two runs cannot both decide it.
+        current = self._db.execute(
+            sa.select(ledger_meta.c.value).where(version).with_for_update()
+        ).scalar()
+        if current is not None and int(current) < SCHEMA_VERSION:
+            if self._db.execute(sa.select(deliveries.c.stream).limit(1)).first() is not None:
+                self._db.execute(
+                    insert(ledger_meta)
+                    .values(name=_SCHEMA_2_KEYS_FLAG, value="1")
+                    .on_conflict_do_nothing()
+                )
+            self._db.execute(ledger_meta.update().where(version).values(value=str(SCHEMA_VERSION)))
+        self._db.commit()
+
+    def is_blank(self) -> bool:
+        """Whether no run has used it yet: no run, key or stream recorded."""
+        keyed = self._db.execute(sa.select(deliveries.c.stream).limit(1)).first()
+        streams = self._db.execute(sa.select(stream_keys.c.stream).limit(1)).first()
+        self._db.commit()
+        return keyed is None and streams is None and self._meta("last_run") is None
+
+    def record_run(self, run: RunMark) -> None:
+        """Note the run that opened it, which makes it a ledger in use."""
+        statement = insert(ledger_meta).values(name="last_run", value=str(run))
+        self._db.execute(
+            statement.on_conflict_do_update(
+                index_elements=[ledger_meta.c.name], set_={"value": statement.excluded.value}
+            )
+        )
+        self._db.commit()
+
+    def describe(self) -> str:
+        """Which ledger this is, for a person: where, since when, how many keys."""
+        keys = self._db.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar()
+        schema = self._db.execute(sa.text("SELECT current_schema()")).scalar()
+        self._db.commit()
+        created = self._meta("created_at")
+        since = f", created {created}" if created else ""
+        return f"the PostgreSQL ledger {self.location} (schema {schema}){since}, {keys} key(s)"
 
     def close(self) -> None:
         """Release the run's lock, then close the connection.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import jinja2
 
-from target_chatra_push.rendering import compile_template
 from target_chatra_push.settings import AGENT_MESSAGE, MAPPING_DEFAULTS, MODES, PUSHED_MESSAGE
+from target_chatra_push.text_template import compile_template
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping

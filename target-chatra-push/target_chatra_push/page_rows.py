@@ -123,6 +123,14 @@ class PageRows:
             return
         self.kept += 1
 
+    def table_rows(self) -> Iterator[list[str]]:
+        """The kept rows, one list of cells each, for the page's table without JavaScript."""
+        if self._spool is None:
+            return
+        self._spool.seek(0)
+        for line in self._spool:
+            yield json.loads(line)
+
     def script_lines(self) -> Iterator[str]:
         """The kept rows as one JSON array, in pieces, ready for a `<script>` element."""
         yield "["

@@ -35,8 +35,11 @@ class DeliveryOptions:
     ledger_url: str | None = None
     new_ledger_ok: bool = False
     ledger_wait_seconds: float = 30.0
-    trace_paths: tuple[Path, ...] = ()
-    """Files earlier sends leave behind: with them, a missing ledger was lost, not new."""
+    run_files: tuple[tuple[str, Path], ...] = ()
+    """The files a real run writes, each with the setting that names it.
+
+    Earlier sends leave them behind: with them, a missing ledger was lost, not new.
+    """
     dead_letter_path: Path = Path(DEFAULT_DEAD_LETTER_PATH)
     preview_path: Path = Path(DEFAULT_PREVIEW_PATH)
     report_path: Path | None = None
@@ -60,7 +63,7 @@ class DeliveryOptions:
             ledger_url=config.get("ledger_url") or None,
             new_ledger_ok=bool(config.get("new_ledger_ok", False)),
             ledger_wait_seconds=float(config.get("ledger_wait_seconds", 30)),
-            trace_paths=_trace_paths(config),
+            run_files=_run_files(config),
             dead_letter_path=Path(config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH),
             preview_path=Path(config.get("preview_path") or DEFAULT_PREVIEW_PATH),
             report_path=Path(report) if report else None,
@@ -68,13 +71,31 @@ class DeliveryOptions:
             report_html_path=Path(report_html) if report_html else None,
         )
 
+    @property
+    def trace_paths(self) -> tuple[Path, ...]:
+        """The files earlier real runs leave behind."""
+        return tuple(dict.fromkeys(path for _, path in self.run_files))
 
-def _trace_paths(config: Mapping[str, t.Any]) -> tuple[Path, ...]:
+    def files_to_write(self) -> tuple[tuple[str, Path], ...]:
+        """The files this run writes (a dry run: the preview and the report), by setting."""
+        if not self.dry_run:
+            return self.run_files
+        report = (("report_path", self.report_path),) if self.report_path else ()
+        return (("preview_path", self.preview_path), *report)
+
+
+def _run_files(config: Mapping[str, t.Any]) -> tuple[tuple[str, Path], ...]:
     """The sent-ID files (top level and per stream), the dead-letter file and the report."""
-    names = [config.get("sent_ids_path")]
-    names += [s.get("sent_ids_path") for s in (config.get("stream_settings") or {}).values()]
-    names += [config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH, config.get("report_path")]
-    return tuple(dict.fromkeys(Path(name) for name in names if name))
+    named = [("sent_ids_path", config.get("sent_ids_path"))]
+    named += [
+        (f"stream_settings.{stream}.sent_ids_path", (settings or {}).get("sent_ids_path"))
+        for stream, settings in (config.get("stream_settings") or {}).items()
+    ]
+    named += [
+        ("dead_letter_path", config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH),
+        ("report_path", config.get("report_path")),
+    ]
+    return tuple((setting, Path(name)) for setting, name in named if name)
 
 
 class Decision(StrEnum):

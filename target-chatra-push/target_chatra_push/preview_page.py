@@ -4,7 +4,8 @@ The page is rendered by Jinja2 with autoescape on; the rows travel as JSON in a
 `<script type="application/json">` element (see page_rows) and the page's own script builds
 every element from them with `textContent`, never as markup. A Content-Security-Policy allows
 only the page's own script and style, by their SHA-256 hashes: nothing else runs, no inline
-handler, no `javascript:` URL, and nothing is fetched. The file holds message texts (personal
+handler, no `javascript:` URL, and nothing is fetched. Without JavaScript, a `<noscript>`
+table, escaped by Jinja2, lists the same rows. The file holds message texts (personal
 data), so it is created readable by the owner only.
 """
 
@@ -107,6 +108,7 @@ class MessagePage:
             f"style-src '{_sha256(style)}'; base-uri 'none'; form-action 'none'",
             settings=Markup(script_json(settings)),  # noqa: S704 - escaped for <script>
             rows=(Markup(chunk) for chunk in self.rows.script_lines()),  # noqa: S704 - as above
+            table_rows=self.rows.table_rows(),
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")

@@ -1,10 +1,7 @@
 """Turning one row into one Chatra request.
 
-The request holds the text (plain or from a Jinja2 template) and the body for the chosen mode;
-with it come the dedupe key and a hash of what the client would see.
-
-Templates run in Jinja2's sandbox with strict undefined: a template that uses a variable the
-row lacks, or prints a null, makes the row invalid rather than sending a message with a blank.
+The request holds the text (plain, or from a Jinja2 template: text_template.py) and the body
+for the chosen mode; with it come the dedupe key and a hash of what the client would see.
 """
 
 from __future__ import annotations
@@ -14,12 +11,9 @@ import hashlib
 import typing as t
 from dataclasses import dataclass
 
-import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
-
 from target_chatra_push.keys import dedupe_key
 from target_chatra_push.settings import AGENT_MESSAGE
+from target_chatra_push.text_template import render_text
 from target_chatra_push.values import InvalidRowError, canonical_json
 
 if t.TYPE_CHECKING:
@@ -28,56 +22,6 @@ if t.TYPE_CHECKING:
     from target_chatra_push.mapping import MessageMapping
 
 MAX_TEXT_LENGTH = 5000
-
-
-class _NullPrintedError(Exception):
-    """A template expression printed a null value."""
-
-
-def _refuse_null(value: object) -> object:
-    if value is None:
-        raise _NullPrintedError
-    return value
-
-
-def new_environment() -> SandboxedEnvironment:
-    """The Jinja2 environment for message templates: sandboxed, strict, plain text."""
-    return SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # chat text is plain text, not HTML
-        finalize=_refuse_null,
-        keep_trailing_newline=False,
-    )
-
-
-def compile_template(source: str) -> jinja2.Template:
-    """Compile a message template; raises jinja2.TemplateSyntaxError when it does not compile."""
-    return new_environment().from_string(source)
-
-
-def render_text(template: jinja2.Template, record: Mapping[str, t.Any]) -> str:
-    """Render a template with the row's properties (and the whole row as `row`).
-
-    Raises:
-        InvalidRowError: When the row lacks a variable, a value printed is null, or the
-            template fails on this row.
-    """
-    try:
-        return template.render({**record, "row": record})
-    except jinja2.UndefinedError as exc:
-        raise InvalidRowError("template_error", f"text_template: {exc.message}") from None
-    except _NullPrintedError:
-        raise InvalidRowError(
-            "template_error",
-            "text_template printed a null value; give it a fallback, e.g. "
-            "{{ name | default('there', true) }}",
-        ) from None
-    except SecurityError as exc:
-        raise InvalidRowError("template_error", f"text_template: {exc}") from None
-    except Exception as exc:  # any failure of a user's template on one row
-        raise InvalidRowError(
-            "template_error", f"text_template failed on this row: {type(exc).__name__}: {exc}"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -131,7 +75,7 @@ def _client_id(mapping: MessageMapping, record: Mapping[str, t.Any]) -> str:
 
 def _text(mapping: MessageMapping, record: Mapping[str, t.Any]) -> str:
     if mapping.template is not None:
-        text = render_text(mapping.template, record)
+        text = render_text(mapping.template, record, MAX_TEXT_LENGTH)
     else:
         prop = mapping.text_property
         value = record.get(prop)

@@ -86,8 +86,13 @@ def mapping_properties(*, with_defaults: bool = True) -> list[th.Property[t.Any]
                 "Jinja2 template for the text, rendered in a sandbox with the row's properties "
                 "as variables (and the whole row as `row`; date-time columns as datetimes, "
                 "e.g. `{{ shipped_at.strftime('%d %b') }}`). Takes precedence over "
-                "`text_property`. A row lacking a variable the template uses, or whose value "
-                "is null, is invalid and dead-lettered, never sent with a blank. A template "
+                "`text_property`. A null used anywhere but in a test (`default(...)`, "
+                "`is none`, `if name`) makes the row invalid, as does a variable the row "
+                "lacks: `{{ name | upper }}` with a null name is dead-lettered (code "
+                "`template_null`), never sent as \"NONE\"; `{{ name | default('there') }}` "
+                "says what to print instead. Each row may take 1 s of CPU time and make at "
+                "most 5000 characters (strings and numbers the template builds at most 100000); "
+                "a row past a limit is dead-lettered alone (`template_limit`). A template "
                 "that does not compile stops the run before anything is sent. Under "
                 "`stream_settings`, setting `text_property` without `text_template` turns a "
                 "top-level template off for that stream."
@@ -154,7 +159,12 @@ def mapping_properties(*, with_defaults: bool = True) -> list[th.Property[t.Any]
             description=(
                 "Row properties that identify one message: a key already sent is never sent "
                 "again. Unset or empty: the stream's key properties; with none, a hash of the "
-                "client ID and the text."
+                "client ID and the text. Values that differ are different keys: numbers equal "
+                'as numbers are one key (`7`, `7.0` and the string `"7"`), any other string '
+                'is a key of its own (`"1.10"` is not `"1.1"`, `"2.0"` is not `2`, '
+                '`"007"` is not `7`), date-times compare in UTC. Two rows of one run with one '
+                "key but different messages: the first is handled, the second dead-lettered "
+                "(`key_conflict`) with a WARNING naming both input lines."
             ),
             examples=[["order_id"], ["client_id", "campaign"]],
         ),
@@ -242,7 +252,7 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             title="Wait for the ledger",
             description=(
                 "One run uses a ledger at a time: a second run waits this long for the first "
-                "to finish, then stops without sending."
+                "to finish, then stops without sending. SIGTERM or SIGINT ends the wait at once."
             ),
         ),
         th.Property(
@@ -252,7 +262,8 @@ def delivery_properties() -> list[th.Property[t.Any]]:
             title="Dead-letter file",
             description=(
                 "JSONL file receiving each invalid or rejected row with the reason (one object "
-                "per line: stream, key, kind, reason, status, record, time)."
+                "per line: stream, key, kind, code, reason, status, record, time; `code` names "
+                "the reason for programs, e.g. `template_null`, `key_conflict`, `http_404`)."
             ),
         ),
         th.Property(

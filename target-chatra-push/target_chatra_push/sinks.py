@@ -66,6 +66,7 @@ class ChatraMessageSink(RecordSink):
     ) -> None:
         self._delivery = target.delivery
         self._stop_signals = target.stop_signals
+        self._input = target.singer_input
         self._mapping = target.mappings.for_stream(stream_name)
         self._schema_check: RowSchemaCheck | None = None
         super().__init__(target, stream_name, schema, key_properties)
@@ -100,5 +101,10 @@ class ChatraMessageSink(RecordSink):
             return
         with self._stop_signals.busy():  # a signal waits until the row is settled
             self._delivery.deliver(
-                self.stream_name, self._mapping, record, self.key_properties, problem
+                self.stream_name,
+                self._mapping,
+                record,
+                self.key_properties,
+                problem=problem,
+                line=self._input.line_number,
             )

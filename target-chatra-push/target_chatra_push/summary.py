@@ -89,11 +89,23 @@ class RunSummary:
         ]
 
     def log(self, logger: logging.Logger) -> None:
-        """Log the summary at INFO, one line per stream, then the unconfirmed keys."""
+        """Log the summary at INFO, one line per stream, then the unconfirmed keys.
+
+        The counts are of rows settled; a run that stopped early says so, since the rows
+        after the stop were not read.
+        """
         if not self.streams:
-            logger.info("Summary: no rows received.")
+            logger.info(
+                "Summary: %s.",
+                "no row was settled before the run stopped" if self.stopped else "no rows received",
+            )
         for line in self.lines():
             logger.info("Summary: %s", line)
+        if self.stopped and self.streams:
+            logger.info(
+                "Summary: the run stopped early; these are the rows settled before it, and "
+                "the rows after were not read."
+            )
         for name, counts in sorted(self.streams.items()):
             if counts.unconfirmed_keys:
                 logger.warning(

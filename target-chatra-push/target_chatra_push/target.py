@@ -20,6 +20,7 @@ from target_chatra_push.settings import (
     mapping_properties,
     stream_settings_property,
 )
+from target_chatra_push.singer_input import SingerInput
 from target_chatra_push.sinks import ChatraMessageSink
 
 if sys.version_info >= (3, 12):
@@ -40,7 +41,7 @@ def _connection(config: Mapping[str, t.Any], *, dry_run: bool) -> ConnectionSett
     """The connection settings; a dry run may go without keys, since it calls nobody."""
     if dry_run and not any(config.get(name) for name in _KEY_SETTINGS):
         return None
-    return ConnectionSettings.from_config(config)
+    return ConnectionSettings.from_config(config, plugin="target-chatra-push")
 
 
 class TargetChatraPush(ChatraPlugin, Target):
@@ -56,6 +57,7 @@ class TargetChatraPush(ChatraPlugin, Target):
     ).to_dict()
 
     default_sink_class = ChatraMessageSink
+    message_reader_class = SingerInput
     #: SIGTERM and SIGINT, handled while `invoke` runs: between rows, or at once while idle.
     stop_signals = StopSignals(interrupt=True)
 
@@ -94,8 +96,16 @@ class TargetChatraPush(ChatraPlugin, Target):
             errors.append(str(exc))
         if errors:
             raise ConfigValidationError("Config validation failed", errors=errors)
-        self.delivery = Delivery(options, connection=connection, logger=self.logger)
+        self.delivery = Delivery(
+            options, connection=connection, logger=self.logger, stop_signals=self.stop_signals
+        )
         self.stop_signals.on_interrupt = self.delivery.stop_for_signal
+        if not isinstance(self.message_reader, SingerInput):
+            msg = "target-chatra-push reads its input with SingerInput, which counts lines."
+            raise TypeError(msg)
+        self.singer_input = self.message_reader
+        self.singer_input.on_bad_input = self.delivery.stop_for_bad_input
+        self.singer_input.on_failure = self.delivery.finish
 
     @override
     def _process_state_message(self, message_dict: dict[str, t.Any]) -> None:

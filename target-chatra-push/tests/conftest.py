@@ -171,6 +171,12 @@ def kit(tmp_path: Path) -> Kit:
     return Kit(tmp_path)
 
 
+@pytest.fixture
+def new_kit(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Kit]:
+    """A kit in a new folder each call, for a test that runs many times over (Hypothesis)."""
+    return lambda: Kit(tmp_path_factory.mktemp("kit"))
+
+
 def _texts(server: SandboxServer) -> list[str]:
     return [send["body"]["text"] for send in server.sends()]
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from target_chatra_push.delivery import Delivery
+from target_chatra_push.ledger_model import Status
 from target_chatra_push.mapping import resolve_mapping
 from target_chatra_push.policy import DeliveryOptions
 from target_chatra_push.rendering import build_outbound
@@ -143,3 +144,58 @@ def test_non_finite_and_huge_numbers_in_a_key(sandbox, kit):
             assert not valid
         else:
             assert valid
+
+
+_CLIENTS = st.sampled_from(["client-ada", "client-bob", "client-nobody"]) | JSON
+_RECORDS = st.fixed_dictionaries(
+    {"client_id": _CLIENTS},
+    optional={"order_id": JSON, "first_name": JSON, "note": JSON, "text": JSON},
+)
+_ANY_JSON_SCHEMA = {
+    "type": "SCHEMA",
+    "stream": "orders",
+    "key_properties": ["order_id"],
+    "schema": {"type": "object", "properties": {name: {} for name in (*_PROPERTIES, "note")}},
+}
+TEMPLATE = "Hi {{ first_name | default('there') }}: {{ note }} (order {{ order_id }})"
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(records=st.lists(_RECORDS, min_size=1, max_size=6), templated=st.booleans())
+def test_any_records_are_sent_at_most_once_or_reported(sandbox, new_kit, records, templated):
+    kit = new_kit()
+    lines = [_ANY_JSON_SCHEMA] + [
+        {"type": "RECORD", "stream": "orders", "record": record} for record in records
+    ]
+    singer = "".join(json.dumps(line, default=str) + "\n" for line in lines)
+    config = kit.config(sandbox, **({"text_template": TEMPLATE} if templated else {}))
+    posts_before = len(_posts(sandbox))
+
+    first = kit.run(config, singer)  # a traceback or a stop fails the example
+
+    posts = _posts(sandbox)[posts_before:]
+    sent = [post for post in posts if post["status"] == 200]
+    assert len(sent) == first.count("sent")
+    totals = first.target.delivery.summary.as_dict()["totals"]
+    assert sum(totals.values()) == len(records)  # every row is accounted for
+    reported = totals["invalid"] + totals["rejected"]
+    assert len(_dead_letter_lines(kit)) == reported
+    assert len([e for e in kit.ledger().values() if e.status is Status.SENT]) == len(sent)
+
+    again = kit.run(config, singer)  # the same rows again: nothing goes out twice
+
+    assert again.count("sent") == 0
+    again_posts = _posts(sandbox)[posts_before + len(posts) :]
+    assert [post for post in again_posts if post["status"] == 200] == []
+
+
+def _posts(sandbox) -> list[dict[str, t.Any]]:
+    return [entry for entry in sandbox.request_log() if entry["method"] == "POST"]
+
+
+def _dead_letter_lines(kit) -> list[str]:
+    return _dead_letters(kit.dead_letter_path)

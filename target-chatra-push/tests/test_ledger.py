@@ -142,3 +142,73 @@ def test_an_unusable_ledger_stops_the_run_before_any_send(sandbox, kit):
 
     assert "cannot be opened" in run.stopped
     assert sandbox.request_log() == []
+
+
+def _as_if_killed_and_wal_lost(path):
+    """A ledger whose header says WAL (a run was killed) and whose -wal file is gone."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.close()  # the last connection folds the -wal in and removes it; the header stays WAL
+
+
+def test_looking_at_a_ledger_whose_wal_was_lost_leaves_no_file_beside_it(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    Ledger.open(path).close()
+    _as_if_killed_and_wal_lost(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.sqlite"]
+
+    assert Ledger.exists(path)  # a ledger, which opening refuses with the reason
+    with pytest.raises(LedgerError, match=r"ledger\.sqlite-wal file, which may hold"):
+        Ledger.open_read_only(path)
+    with pytest.raises(LedgerError, match=r"ledger\.sqlite-wal file, which may hold"):
+        Ledger.open(path)
+
+    # An empty -wal beside it would hide the loss from every later look.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.sqlite"]
+
+
+def test_a_killed_runs_empty_wal_file_is_no_loss(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger.open(path)
+    ledger.claim("s", "k", "h", lambda e: True)
+    ledger.close()
+    _as_if_killed_and_wal_lost(path)
+    # Killed right after switching to WAL, before any write: its -wal holds nothing.
+    path.with_name("ledger.sqlite-wal").write_bytes(b"")
+
+    reopened = Ledger.open(path)
+    try:
+        assert reopened.get("s", "k").status is Status.PENDING
+    finally:
+        reopened.close()
+
+
+def test_a_maintenance_open_creates_nothing(tmp_path):
+    missing = tmp_path / "folder" / "ledger.sqlite"
+
+    with pytest.raises(LedgerError, match="There is no ledger at"):
+        Ledger.open(missing, create=False)
+    assert not missing.parent.exists()
+
+
+def test_a_schema_2_ledger_is_upgraded_and_keeps_its_keys(kit):
+    ledger = Ledger.open(kit.ledger_path)
+    ledger.claim("s", '["1.5"]', "h", lambda e: True)
+    ledger.close()
+    db = sqlite3.connect(kit.ledger_path)
+    db.execute("PRAGMA user_version = 2")  # its tables are schema 2's
+    db.close()
+
+    before = Ledger.open_read_only(kit.ledger_path)
+    assert before is not None
+    assert before.earlier_key_forms == ("schema_2",)  # a dry run looks them up too
+    before.close()
+    upgraded = Ledger.open(kit.ledger_path)
+    try:
+        assert upgraded.earlier_key_forms == ("schema_2",)
+        assert upgraded.get("s", '["1.5"]').status is Status.PENDING
+    finally:
+        upgraded.close()
+    db = sqlite3.connect(kit.ledger_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3  # a schema-2 target refuses it
+    db.close()

@@ -88,9 +88,12 @@ def test_settling_a_key_that_is_not_unconfirmed_changes_nothing(unconfirmed, kit
     missing = cli("--config", config_file, "settle", "[999]", "--as", "sent")
 
     assert again.returncode == 1
-    assert again.stderr.strip().splitlines() == [
+    found, refused = again.stderr.strip().splitlines()
+    assert found.startswith(f"chatra-push-ledger: using the SQLite ledger {kit.ledger_path}")
+    assert found.endswith(", 5 key(s).")
+    assert refused == (
         "chatra-push-ledger: Key [100] of stream orders is sent, not unconfirmed; unchanged."
-    ]
+    )
     assert missing.returncode == 1
     assert "No key [999]" in missing.stderr
     assert kit.ledger()["[100]"].status is Status.SENT

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from html import unescape
 
 import pytest
+from markupsafe import escape
 from playwright.sync_api import expect
 
 from target_chatra_push import page_rows
@@ -230,8 +231,11 @@ def test_page_is_self_contained_and_allows_only_its_own_script_and_style(kit):
     data = re.search(r'<script type="application/json" id="page-rows">(.*?)</script>', html)
     assert data is not None
     assert HOSTILE_TEXT in json.loads(data.group(1))[-1]  # the hostile row is there, as data
-    outside_data = html.replace(data.group(0), "")
-    assert re.search(r"\s(src|href)=|url\(|@import|<(img|a|iframe|link)\b", outside_data) is None
+    table = re.search(r'<table id="rows-table">.*?</table>', html, flags=re.DOTALL)
+    assert table is not None
+    assert str(escape(HOSTILE_TEXT)) in table.group(0)  # and, without JavaScript, as text
+    outside_rows = html.replace(data.group(0), "").replace(table.group(0), "")
+    assert re.search(r"\s(src|href)=|url\(|@import|<(img|a|iframe|link)\b", outside_rows) is None
 
 
 def _sha256(source: str) -> str:
@@ -269,6 +273,29 @@ def test_a_real_run_writes_no_page_unless_asked(sandbox, kit):
     kit.run(kit.config(sandbox), "orders.singer")
 
     assert list((kit.root / "out").glob("*.html")) == []
+
+
+def test_without_javascript_every_row_is_listed_as_text(kit, headless_browser):
+    singer = input_with(kit, record(300, "client-cy", HOSTILE_TEXT))
+    kit.run(kit.config(None, dry_run=True), singer)
+    preview = kit.preview()
+    context = headless_browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(kit.preview_path.with_name("preview.html").as_uri())
+        table = page.locator("#rows-table tbody tr")
+
+        expect(table).to_have_count(len(preview))
+        cells = [row.locator("td").all_text_contents() for row in table.all()]
+        assert [(cell[2], cell[3]) for cell in cells] == [
+            (row["key"] or "", row["action"]) for row in preview
+        ]
+        assert HOSTILE_TEXT in [cell[4] for cell in cells]  # as text, never as markup
+        assert page.locator("#rows-table img, #rows-table a, #rows-table script").count() == 0
+        expect(page.locator("#no-script")).to_be_visible()
+        expect(page.locator("#controls")).to_be_hidden()  # they need JavaScript
+    finally:
+        context.close()
 
 
 def test_preview_html_path_moves_the_page(kit):

@@ -33,8 +33,8 @@ def test_row_lacking_a_template_variable_is_never_sent_blank(sandbox, kit):
     reasons = {letter["key"]: letter["reason"] for letter in kit.dead_letters()}
     # 301 has first_name null; 302 has no first_name at all.
     assert reasons == {
-        "[301]": "text_template printed a null value; give it a fallback, e.g. "
-        "{{ name | default('there', true) }}",
+        "[301]": "text_template: 'first_name' is null; say what to print instead, e.g. "
+        "{{ name | default('there') }}",
         "[302]": "text_template: 'first_name' is undefined",
     }
 

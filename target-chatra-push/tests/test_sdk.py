@@ -2,12 +2,14 @@
 
 They run as dry runs: the SDK's sample streams carry an `id` on most rows, which this config
 maps to a client ID, so their rows would otherwise go out as messages. Every test of the SDK's
-target suite applies; one is replaced: the SDK expects a row without its key property to stop
-the run with MissingKeyPropertiesError, while this target dead-letters that row and goes on
-(the replacement below runs the SDK's own input). `TargetMultipleStateMessages`, which the SDK
-itself leaves out of the suite, does not apply: it expects STATE held back and emitted once per
-drain, while this target passes each STATE on as soon as the rows before it are settled (and a
-dry run passes none on); tests/test_state.py covers STATE instead.
+target suite applies; two are replaced, each running the SDK's own input: the SDK expects a
+row without its key property to stop the run with MissingKeyPropertiesError, while this
+target dead-letters that row and goes on; and it expects a RECORD before its SCHEMA to end in
+RecordsWithoutSchemaException, while this target stops with one line naming the input line.
+`TargetMultipleStateMessages`, which the SDK itself leaves out of the suite, does not apply:
+it expects STATE held back and emitted once per drain, while this target passes each STATE on
+as soon as the rows before it are settled (and a dry run passes none on); tests/test_state.py
+covers STATE instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from importlib import resources
 import pytest
 from singer_sdk.testing import get_target_test_class
 
+from target_chatra_push.delivery import RunStoppedError
 from target_chatra_push.target import TargetChatraPush
 
 CONFIG = {"dry_run": True, "client_id_property": "id", "text_template": "{{ row }}"}
@@ -41,3 +44,15 @@ class TestTargetChatraPushStandard(StandardTargetTests):
         preview = (tmp_path / ".chatra-push" / "preview.jsonl").read_text(encoding="utf-8")
         entries = [json.loads(line) for line in preview.splitlines()]
         assert [entry["action"] for entry in entries] == ["invalid"]
+
+    def test_target_record_before_schema(self):
+        """A RECORD before its SCHEMA stops the run with one line naming the input line."""
+        with (
+            (SDK_STREAMS / "record_before_schema.singer").open(encoding="utf-8") as lines,
+            pytest.raises(RunStoppedError) as stopped,
+        ):
+            TargetChatraPush(config=CONFIG).listen(file_input=lines)
+        assert str(stopped.value).startswith(
+            "Line 1 of the input is bad: a RECORD of stream test_record_before_schema came "
+            "before its SCHEMA."
+        )

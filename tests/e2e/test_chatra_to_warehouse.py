@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -130,6 +131,36 @@ def expected_ids(sandbox: SandboxServer) -> dict[str, set[str]]:
     }
 
 
+def assert_typed_times_and_json_columns(warehouse: Warehouse, sandbox: SandboxServer) -> None:
+    """Times land as timestamps beside Chatra's epoch milliseconds; objects as jsonb in PostgreSQL.
+
+    target-postgres makes a list of objects a jsonb[] column: each item is jsonb.
+    """
+    assert warehouse.column_type("clients", "last_visit_at").lower().startswith("timestamp")
+    client = sandbox.ids("clients")[0]
+    visit = warehouse.value("clients", client, "last_visit_at")
+    visit = visit if visit.tzinfo else visit.replace(tzinfo=dt.UTC)
+    assert visit.timestamp() * 1000 == sandbox.store.clients[client]["lastVisitAt"]
+    if isinstance(warehouse, PostgresWarehouse):
+        for table, column, udt in (
+            ("clients", "info", "jsonb"),
+            ("clients", "extra", "jsonb"),
+            ("messages", "file", "jsonb"),
+            ("clients", "lastVisitPages", "_jsonb"),
+        ):
+            rows = warehouse.query(
+                "SELECT udt_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+                warehouse.schema,
+                table,
+                column,
+            )
+            assert rows == [(udt,)], f"{table}.{column}"
+        pages = warehouse.value("clients", client, "lastVisitPages")
+        assert isinstance(pages, list)
+        assert pages[0]["visited_at"].endswith("+00:00")
+
+
 def test_sync_loads_every_record_once_and_keeps_state(
     meltano: MeltanoProject,
     chatra_sandbox_factory: Callable[..., SandboxServer],
@@ -155,6 +186,7 @@ def test_sync_loads_every_record_once_and_keeps_state(
         loaded = warehouse.ids(table)
         assert sorted(loaded) == sorted(expected[table]), f"{table} does not match the sandbox"
     assert warehouse.column_type("messages", "created_at").lower().startswith("timestamp")
+    assert_typed_times_and_json_columns(warehouse, sandbox)
     state_id = f"dev:tap-chatra-to-{warehouse.loader}:{suffix}"
     state = json.loads(meltano.run("state", "get", state_id, env=env).stdout)
     bookmarks = state["singer_state"]["bookmarks"]

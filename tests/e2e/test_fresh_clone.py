@@ -7,6 +7,9 @@ Only the plugin venvs are borrowed from the session's `meltano install` in the r
 Each environment keeps its own paths; only what `prod` documents as coming from the
 environment is given as variables (keys, URL, ID files, databases), with the sandbox as
 Chatra. Every block of every job runs in one `meltano run` per environment.
+
+`dev` also runs pointed at another Chatra, as its comment in meltano.yml says: a fresh clone
+has no file a sandbox run would have left, and `dev` must not need one.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from chatra_sandbox import SandboxServer
-    from conftest import PostgresDatabase, WebhookInbox
+    from chatra_webhooks.testing import InboxProcess
+    from conftest import PostgresDatabase
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -90,7 +94,7 @@ def test_every_job_runs_from_a_fresh_clone(
     meltano: MeltanoProject,
     scratch_postgres_database: PostgresDatabase,
     chatra_sandbox_factory: Callable[..., SandboxServer],
-    webhook_inbox_factory: Callable[[str], WebhookInbox],
+    webhook_inbox_factory: Callable[..., InboxProcess],
     tmp_path: Path,
 ) -> None:
     sandbox = chatra_sandbox_factory(
@@ -118,20 +122,21 @@ def test_every_job_runs_from_a_fresh_clone(
         "TARGET_CHATRA_FOLLOW_UP_API_URL": sandbox.api_url,
         "TARGET_CHATRA_FOLLOW_UP_REQUESTS_PER_MINUTE": "0",
     }
+    # Neither environment names ID files: every record of the sandbox comes from these.
+    paths = sandbox.write_id_files(tmp_path / "ids")
+    env |= {
+        "TAP_CHATRA_MESSAGE_IDS_FILE": str(paths["messages"]),
+        "TAP_CHATRA_PUSHED_MESSAGE_IDS_FILE": str(paths["pushed_messages"]),
+        "TAP_CHATRA_CLIENT_IDS_FILE": str(paths["clients"]),
+    }
     if environment == "dev":
-        # dev reads the ID files the sandbox writes with --ids-dir output/dev/ids, and the
-        # webhook inbox that `make demo` starts on 8780: here one on a free port.
-        sandbox.write_id_files(fresh_clone / "output" / "dev" / "ids")
+        # dev reads the webhook inbox that `make demo` starts on 8780: here one on a free port.
         env |= webhook_inbox_factory(f"sqlite:///{tmp_path / 'inbox.sqlite'}").tap_env()
     else:
-        paths = sandbox.write_id_files(tmp_path / "ids")
         env |= {
             "TAP_CHATRA_API_KEY_PAIR": sandbox.key_pair,
             "TARGET_CHATRA_PUSH_API_KEY_PAIR": sandbox.key_pair,
             "TARGET_CHATRA_FOLLOW_UP_API_KEY_PAIR": sandbox.key_pair,
-            "TAP_CHATRA_MESSAGE_IDS_FILE": str(paths["messages"]),
-            "TAP_CHATRA_PUSHED_MESSAGE_IDS_FILE": str(paths["pushed_messages"]),
-            "TAP_CHATRA_CLIENT_IDS_FILE": str(paths["clients"]),
         }
     project = MeltanoProject(fresh_clone, meltano.env_file, meltano.base_env, environment)
     project.run("run", *JOBS, *EXTRA_BLOCKS, env=env, timeout=540)
@@ -152,3 +157,27 @@ def test_every_job_runs_from_a_fresh_clone(
     assert sent == Counter(postgres_texts + jsonl_texts)
     ledger_folder = {"dev": "output/dev/chatra-push", "prod": ".chatra-push/prod"}[environment]
     assert (fresh_clone / ledger_folder / "ledger.sqlite").is_file()
+
+
+def test_dev_runs_from_a_fresh_clone_pointed_at_another_chatra(
+    fresh_clone: Path,
+    meltano: MeltanoProject,
+    chatra_sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+) -> None:
+    """Another Chatra (a sandbox that wrote no ID files), with the user's own client IDs."""
+    other = chatra_sandbox_factory(seed=11, clients=3, messages=2, requests_per_minute=0)
+    own_ids = tmp_path / "my-client-ids.txt"
+    own_ids.write_text("\n".join(other.ids("clients")) + "\n", encoding="utf-8")
+    env = {
+        "TAP_CHATRA_API_URL": other.api_url,
+        "TAP_CHATRA_API_KEY_PAIR": other.key_pair,
+        "TAP_CHATRA_REQUESTS_PER_MINUTE": "0",
+        "TAP_CHATRA_CLIENT_IDS_FILE": str(own_ids),
+        "TAP_CHATRA_WEBHOOK_INBOX_URL": "",
+    }
+    project = MeltanoProject(fresh_clone, meltano.env_file, meltano.base_env, "dev")
+    result = project.run("invoke", "--no-install", "tap-chatra", env=env)
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    clients = {m["record"]["id"] for m in records if m["type"] == "RECORD"}
+    assert clients == set(other.ids("clients"))

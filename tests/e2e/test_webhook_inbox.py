@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
     from chatra_sandbox import SandboxServer
     from chatra_sandbox.conversations import Conversation
+    from chatra_webhooks.testing import InboxProcess
     from conftest import PostgresDatabase, PostgresServer
-    from tests.e2e.conftest import MeltanoProject, WebhookInbox
+    from tests.e2e.conftest import MeltanoProject
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -64,7 +65,7 @@ def test_simulated_chats_land_once_through_the_inbox_even_after_kill_9(
     meltano: MeltanoProject,
     postgres_database: PostgresDatabase,
     chatra_sandbox_factory: Callable[..., SandboxServer],
-    webhook_inbox_factory: Callable[[str], WebhookInbox],
+    webhook_inbox_factory: Callable[..., InboxProcess],
     inbox_store: str,
     tmp_path: Path,
     source: str,
@@ -76,7 +77,7 @@ def test_simulated_chats_land_once_through_the_inbox_even_after_kill_9(
         messages=0,
         pushed_messages=0,
         requests_per_minute=0,
-        webhook_url=inbox.ingest_url,
+        webhook_url=inbox.ingest_url(),
     )
     chats = sandbox.simulate_chats(6)
     assert all(delivery.ok for delivery in sandbox.webhook_deliveries())

@@ -24,7 +24,7 @@ if t.TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 INGEST_TOKEN = "e2e-ingest-" + "7" * 32
-READ_TOKEN = "e2e-read-token"
+READ_TOKEN = "e2e-read-" + "8" * 32
 START_TIMEOUT = 120
 
 

@@ -13,6 +13,8 @@
   const status = document.getElementById("status");
   const previous = document.getElementById("previous");
   const next = document.getElementById("next");
+  // Without JavaScript the controls would do nothing, so they are shown only from here.
+  document.getElementById("controls").hidden = false;
 
   // Grouped by stream, then client, each group in the order the rows came.
   const order = rows.map((row, index) => index);
