@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
     from chatra_sandbox import SandboxServer
-    from conftest import PostgresDatabase, WebhookInbox
+    from chatra_webhooks.testing import InboxProcess
+    from conftest import PostgresDatabase
     from tests.e2e.chat_log_reference import Chat
     from tests.e2e.conftest import MeltanoProject, SandboxSettings
 
@@ -157,20 +158,20 @@ def follow_up_env(sandbox: SandboxServer, folder: Path) -> dict[str, str]:
 @dataclass
 class Traffic:
     sandbox: SandboxServer
-    inbox: WebhookInbox
+    inbox: InboxProcess
 
 
 @pytest.fixture
 def traffic(
     chatra_sandbox_factory: Callable[..., SandboxServer],
-    webhook_inbox_factory: Callable[[str], WebhookInbox],
+    webhook_inbox_factory: Callable[..., InboxProcess],
     tmp_path: Path,
 ) -> Traffic:
     """Four days of chats, then three live ones, sent to a real inbox."""
     inbox = webhook_inbox_factory(f"sqlite:///{tmp_path / 'inbox.sqlite'}")
     sandbox = chatra_sandbox_factory(
         seed=29, clients=2, messages=2, pushed_messages=1, requests_per_minute=0,
-        webhook_url=inbox.ingest_url,
+        webhook_url=inbox.ingest_url(),
     )  # fmt: skip
     sandbox.simulate_history(4, 10, end=HISTORY_END)
     sandbox.simulate_chats(3)
