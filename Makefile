@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PACKAGES := chatra-client chatra-sandbox chatra-webhooks tap-chatra target-chatra-push
+PACKAGES := chatra-analytics chatra-client chatra-sandbox chatra-webhooks tap-chatra target-chatra-push
 STAMP := $(VENV)/.installed
 
 .PHONY: install browser test lint typecheck pytest demo bench soak constraints dist clean

@@ -42,6 +42,8 @@ class Sizes:
     webhook_events: int = 400_000
     webhook_flush_seconds: float | None = None
     webhook_kill_after: float = 5.0
+    # Issue 27: chat messages the analytics models are built over.
+    dbt_messages: int = 1_000_000
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -67,6 +69,7 @@ class Sizes:
             webhook_events=20_000,
             webhook_flush_seconds=0.3,
             webhook_kill_after=0.15,
+            dbt_messages=2_000,
         )
 
 

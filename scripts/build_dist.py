@@ -2,7 +2,8 @@
 
 `make dist` runs this. It writes, into the folder given (default dist/):
 
-- the wheel and the sdist of chatra-client, tap-chatra, target-chatra-push and chatra-webhooks;
+- the wheel and the sdist of chatra-client, tap-chatra, target-chatra-push, chatra-webhooks and
+  chatra-analytics (the `chatra-report` command);
 - constraints.txt, a copy of the repository's pins (the versions every test ran with);
 - hub/tap-chatra.yml, hub/target-chatra-push.yml and hub/chatra-webhooks.yml: the definitions
   of hub/ with a pip_url that installs these wheels under those pins, for
@@ -31,7 +32,13 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The packages published to the package index (chatra-sandbox is a test tool and is not).
-PUBLISHED = ("chatra-client", "tap-chatra", "target-chatra-push", "chatra-webhooks")
+PUBLISHED = (
+    "chatra-client",
+    "tap-chatra",
+    "target-chatra-push",
+    "chatra-webhooks",
+    "chatra-analytics",
+)
 #: Each Meltano plugin, its definition in hub/, and the packages its pip_url installs.
 PLUGINS = {
     "tap-chatra": ("extractors", ("tap-chatra", "chatra-client")),

@@ -3,14 +3,16 @@
 1. Installs the Meltano plugins the demo uses (once).
 2. Starts chatra-webhooks, the webhook inbox, and chatra-sandbox, a local stand-in for the
    Chatra API, with seeded data and files listing the IDs of its records (Chatra has no list
-   endpoint: a sync starts from IDs). The sandbox also plays out a few chats, posting their
-   webhooks to the inbox as Chatra would.
-3. `meltano run tap-chatra target-duckdb`, then shows what landed in DuckDB, and the
-   conversations the webhooks carried (chat_messages with their text).
+   endpoint: a sync starts from IDs). The sandbox also plays out a week of chats (agents,
+   response delays, unanswered chats), posting their webhooks to the inbox as Chatra would.
+3. `meltano run chatra-to-warehouse` (tap-chatra -> DuckDB, then the dbt models and their
+   tests), then shows what landed in DuckDB, and the conversations the webhooks carried.
 4. Reverse ETL: turns a few warehouse rows into a JSONL file, which the `tap-jsonl` extractor
    reads into `target-chatra-push`: first as a dry run, then for real, then once more to
    show that nothing is sent twice (the sandbox counts every message it receives).
 5. Reads back the messages just sent, with tap-chatra, from the IDs the target recorded.
+6. Previews the follow-ups of the missed chats (`follow-up-missed-chats` as a dry run).
+7. Writes the report page of the models (`chatra-report`) and prints its path.
 
 Everything it writes goes to output/demo/ (replaced on every run): the DuckDB file, the
 target's ledger, dead-letter file, report and preview and report pages, Meltano's state, and a
@@ -45,11 +47,22 @@ LOGS = DEMO / "logs"
 WAREHOUSE = DEMO / "warehouse.duckdb"
 OUTREACH_FILE = DEMO / "outreach" / "welcome_back.jsonl"
 PUSH_DIR = DEMO / "chatra-push"
-PLUGINS = ("tap-chatra", "target-duckdb", "tap-jsonl", "target-chatra-push")
+#: The plugins the demo runs, and the executable that shows each one is installed. The
+#: follow-up job's tap-missed-chats and target-chatra-follow-up inherit these venvs.
+PLUGINS = {
+    "tap-chatra": "tap-chatra",
+    "target-duckdb": "target-duckdb",
+    "tap-jsonl": "tap-jsonl",
+    "target-chatra-push": "target-chatra-push",
+    "dbt-duckdb": "dbt",
+}
 # Both plugins pace themselves to the sandbox's limit, as they would to Chatra's 60 a minute.
 REQUESTS_PER_MINUTE = 600
-#: Conversations the sandbox plays out, posting Chatra's webhooks to the inbox as it goes.
-SIMULATED_CHATS = 4
+#: Days of chats the sandbox plays out, ending now, posting Chatra's webhooks to the inbox.
+HISTORY_DAYS = 7
+CHATS_PER_DAY = 20
+FOLLOW_UP_DIR = DEMO / "follow-up"
+REPORT_PAGE = DEMO / "report.html"
 TEXT_TEMPLATE = (
     "Hi {{ first_name }}, thanks for stopping by from {{ city }}! "
     "Reply here if there is anything we can help with."
@@ -83,7 +96,10 @@ def isolated_environ() -> dict[str, str]:
 
     MELTANO_PYTHON stays: it picks the interpreter of the plugin venvs (see README.md).
     """
-    prefixes = ("MELTANO_", "TAP_CHATRA_", "TARGET_CHATRA_PUSH_", "TARGET_DUCKDB_", "TAP_JSONL_")
+    prefixes = (
+        "MELTANO_", "TAP_CHATRA_", "TARGET_CHATRA_PUSH_", "TARGET_DUCKDB_", "TAP_JSONL_",
+        "DBT_", "CHATRA_ANALYTICS_", "TAP_MISSED_CHATS_", "TARGET_CHATRA_FOLLOW_UP_",
+    )  # fmt: skip
     return {
         k: v for k, v in os.environ.items() if k == "MELTANO_PYTHON" or not k.startswith(prefixes)
     }
@@ -184,7 +200,8 @@ def sandbox(ids_dir: Path, webhook_url: str) -> Iterator[str]:
         str(BIN / "chatra-sandbox"), "--port", "0", "--seed", "42",
         "--clients", "12", "--messages", "30", "--pushed-messages", "8",
         "--requests-per-minute", str(REQUESTS_PER_MINUTE), "--ids-dir", str(ids_dir),
-        "--webhook-url", webhook_url, "--simulate-chats", str(SIMULATED_CHATS),
+        "--webhook-url", webhook_url,
+        "--history-days", str(HISTORY_DAYS), "--chats-per-day", str(CHATS_PER_DAY),
     ]  # fmt: skip
     with service("chatra-sandbox", command) as url:
         log_path = LOGS / "chatra-sandbox.log"
@@ -229,6 +246,19 @@ def demo_env(url: str, ids_dir: Path, inbox_url: str, tokens: InboxTokens) -> di
         "TARGET_CHATRA_PUSH_REPORT_PATH": str(PUSH_DIR / "report.json"),
         "TARGET_CHATRA_PUSH_REPORT_HTML_PATH": str(PUSH_DIR / "report.html"),
         "TARGET_CHATRA_PUSH_SENT_IDS_PATH": str(PUSH_DIR / "sent-ids.txt"),
+        # The models, in the demo's DuckDB file; dbt's own files in output/demo/dbt/.
+        "DBT_DUCKDB_PATH": str(WAREHOUSE),
+        "DBT_DUCKDB_TARGET_PATH": str(DEMO / "dbt" / "target"),
+        "DBT_DUCKDB_LOG_PATH": str(DEMO / "dbt" / "logs"),
+        "DBT_DUCKDB_MISSED_CHATS_EXPORT": str(DEMO / "missed_chats.jsonl"),
+        "TAP_MISSED_CHATS_PATH": str(DEMO / "missed_chats.jsonl"),
+        "TARGET_CHATRA_FOLLOW_UP_API_URL": api_url,
+        "TARGET_CHATRA_FOLLOW_UP_REQUESTS_PER_MINUTE": str(REQUESTS_PER_MINUTE),
+        "TARGET_CHATRA_FOLLOW_UP_LEDGER_PATH": str(FOLLOW_UP_DIR / "ledger.sqlite"),
+        "TARGET_CHATRA_FOLLOW_UP_DEAD_LETTER_PATH": str(FOLLOW_UP_DIR / "dead-letter.jsonl"),
+        "TARGET_CHATRA_FOLLOW_UP_PREVIEW_PATH": str(FOLLOW_UP_DIR / "preview.jsonl"),
+        "TARGET_CHATRA_FOLLOW_UP_REPORT_PATH": str(FOLLOW_UP_DIR / "report.json"),
+        "TARGET_CHATRA_FOLLOW_UP_SENT_IDS_PATH": str(FOLLOW_UP_DIR / "sent-ids.txt"),
     }
 
 
@@ -315,9 +345,50 @@ def print_report() -> None:
         info(f"target-chatra-push summary, stream {stream}: {shown or 'nothing to do'}")
 
 
+def show_models() -> None:
+    """Print what the models found: per status, per agent, and the missed chats."""
+    step("The models (dbt): analytics.chats, agent_daily, client_activity, missed_chats")
+    print_table(*query(
+        "SELECT status, count(*) AS chats, round(median(first_response_seconds)) AS median_s "
+        "FROM analytics.chats GROUP BY status ORDER BY status"
+    ))  # fmt: skip
+    info("")
+    print_table(*query(
+        "SELECT agent_name, sum(chats) AS chats, sum(messages) AS messages, "
+        "round(median(median_first_response_seconds)) AS daily_median_s "
+        "FROM analytics.agent_daily GROUP BY agent_name ORDER BY chats DESC"
+    ))  # fmt: skip
+    info("")
+    print_table(*query(
+        "SELECT client_name, started_at, round(waited_minutes) AS waited_min, last_client_text "
+        "FROM analytics.missed_chats ORDER BY waited_minutes DESC LIMIT 5"
+    ), width=50)  # fmt: skip
+
+
+def preview_follow_ups(env: dict[str, str]) -> None:
+    """Dry-run the follow-up job: one pushed message per missed chat, previewed, not sent."""
+    step("Follow-ups of missed chats, as a dry run: meltano run follow-up-missed-chats")
+    dry_env = {**env, "TARGET_CHATRA_FOLLOW_UP_DRY_RUN": "true"}
+    meltano("follow-up-dry-run", "run", "follow-up-missed-chats", env=dry_env)
+    preview = FOLLOW_UP_DIR / "preview.jsonl"
+    rows = preview.read_text(encoding="utf-8").splitlines() if preview.is_file() else []
+    info(f"{len(rows)} follow-up(s) would go out, one per missed chat; nothing was sent")
+    info(f"preview page: {FOLLOW_UP_DIR / 'preview.html'}")
+    info("to send them: meltano run follow-up-missed-chats (a second run sends nothing)")
+
+
+def write_report_page() -> None:
+    """Write the report page of the models with chatra-report, and print its path."""
+    step("The report page: chatra-report")
+    command = [str(BIN / "chatra-report"), "--duckdb", str(WAREHOUSE), "--output", str(REPORT_PAGE)]
+    run_logged("report", command, isolated_environ(), shown="chatra-report")
+    info(f"report page, to open in a browser: {REPORT_PAGE}")
+
+
 def install_plugins(env: dict[str, str]) -> None:
     """`meltano install` the demo's plugins, unless each already has its venv."""
-    venvs = [next(iter(ROOT.glob(f".meltano/*/{name}/venv/bin/{name}")), None) for name in PLUGINS]
+    venvs = [next(iter(ROOT.glob(f".meltano/*/{name}/venv/bin/{exe}")), None)
+             for name, exe in PLUGINS.items()]  # fmt: skip
     if all(venvs):
         info("already installed (Meltano reinstalls a plugin by itself if its pip_url changes)")
         return
@@ -380,8 +451,8 @@ def run_demo() -> None:
     after_install = time.monotonic()
 
     step("Starting chatra-webhooks, the webhook inbox, and chatra-sandbox, a local Chatra API")
-    info(f"the sandbox has seeded data, and plays out {SIMULATED_CHATS} chats: it posts their")
-    info("webhooks to the inbox, as Chatra would (chatStarted, chatFragment, chatTranscript)")
+    info(f"the sandbox has seeded data, and plays out {HISTORY_DAYS} days of chats: it posts")
+    info("their webhooks to the inbox, as Chatra would (chatStarted, chatFragment, ...)")
     tokens = InboxTokens()
     with inbox(tokens) as inbox_url, sandbox(ids_dir, f"{inbox_url}/chatra/{tokens.ingest}") as url:
         env = demo_env(url, ids_dir, inbox_url, tokens)
@@ -389,18 +460,22 @@ def run_demo() -> None:
             count = len(path.read_text(encoding="utf-8").splitlines())
             info(f"{count} IDs in {path.relative_to(ROOT)}")
 
-        step("Chatra -> warehouse: meltano run tap-chatra target-duckdb")
-        meltano("chatra-to-duckdb", "run", "tap-chatra", "target-duckdb", env=env)
+        step("Chatra -> warehouse: meltano run chatra-to-warehouse (tap, DuckDB, dbt run, test)")
+        meltano("chatra-to-warehouse", "run", "chatra-to-warehouse", env=env)
         show_warehouse()
         show_conversations()
+        show_models()
         warehouse_to_chatra(env, url)
         read_back(env)
+        preview_follow_ups(env)
+        write_report_page()
 
     now = time.monotonic()
     step(f"Done in {now - started:.0f} s ({now - after_install:.0f} s after installs).")
     info(f"Everything is in {DEMO.relative_to(ROOT)}/. To explore the warehouse:")
     connect = f"duckdb.connect('{WAREHOUSE.relative_to(ROOT)}', read_only=True)"
-    info(f".venv/bin/python -c \"import duckdb; {connect}.sql('FROM chatra.clients').show()\"")
+    info(f".venv/bin/python -c \"import duckdb; {connect}.sql('FROM analytics.chats').show()\"")
+    info(f"The report page, to open in a browser: {REPORT_PAGE}")
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import signal
 import sys
 import threading
@@ -21,6 +22,15 @@ def _fail_id(value: str) -> tuple[str, int]:
         msg = f"expected ID=N, got {value!r}"
         raise argparse.ArgumentTypeError(msg)
     return record_id, int(count)
+
+
+def _utc_time(value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        msg = f"expected an ISO 8601 time such as 2025-03-08T18:00:00Z, got {value!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     hadd("--webhook-url", help="POST webhooks here (simulated chats, messages sent via the API)")
     hadd("--simulate-chats", type=int, default=0, metavar="N", help="run N simulated chats")
     hadd("--webhook-pause", type=float, default=0, help="seconds between two webhooks")
+    hadd(
+        "--history-days",
+        type=int,
+        default=0,
+        metavar="D",
+        help="play out D days of realistic chats (agents, delays, unanswered chats)",
+    )
+    hadd("--chats-per-day", type=int, default=25, help="chats on an average day of the history")
+    hadd(
+        "--history-end",
+        type=_utc_time,
+        metavar="TIME",
+        help="end of the history, an ISO 8601 time (UTC unless it says); default: now",
+    )
     faults = parser.add_argument_group("fault injection")
     fadd = faults.add_argument
     fadd("--latency-ms", type=float, default=0, help="latency added to every API request")
@@ -122,8 +146,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _simulate(server: SandboxServer, count: int) -> None:
-    conversations = server.simulate_chats(count)
+def _simulate(server: SandboxServer, args: argparse.Namespace) -> None:
+    conversations = []
+    if args.history_days:
+        conversations += server.simulate_history(
+            args.history_days, args.chats_per_day, end=args.history_end
+        )
+    if args.simulate_chats:
+        conversations += server.simulate_chats(args.simulate_chats)
     deliveries = server.webhook_deliveries()
     failed = sum(not delivery.ok for delivery in deliveries)
     messages = sum(len(conversation.messages) for conversation in conversations)
@@ -145,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.simulate_chats and not args.webhook_url:
         parser.error("--simulate-chats needs --webhook-url")
+    if args.history_days and not args.webhook_url:
+        parser.error("--history-days needs --webhook-url")
+    if args.history_days < 0 or args.chats_per_day < 1:
+        parser.error("--history-days must be 0 or more and --chats-per-day 1 or more")
     try:
         server = SandboxServer(**_options(args))
     except (TypeError, ValueError) as exc:
@@ -169,10 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         print(f"chatra-sandbox listening on {server.url}", flush=True)
-        if args.simulate_chats:
-            threading.Thread(
-                target=_simulate, args=(server, args.simulate_chats), daemon=True
-            ).start()
+        if args.simulate_chats or args.history_days:
+            threading.Thread(target=_simulate, args=(server, args), daemon=True).start()
         # A timed wait keeps the main thread responsive to signals.
         while not stop.wait(0.5):
             pass

@@ -194,9 +194,14 @@ def new_conversation(store: SandboxStore, index: int) -> Conversation:
                 store.messages[message["id"]] = message
             messages.append(message)
     conversation = Conversation(index, client, messages, style)
-    cut = rng.randrange(1, len(messages)) if len(messages) > 1 else 1
-    conversation.fragments = [part for part in (messages[:cut], messages[cut:]) if part]
+    conversation.fragments = split_into_fragments(messages, rng)
     return conversation
+
+
+def split_into_fragments(messages: list[Record], rng: random.Random) -> list[list[Record]]:
+    """Cut a chat's messages into the one or two ``chatFragment`` events that carry them."""
+    cut = rng.randrange(1, len(messages)) if len(messages) > 1 else 1
+    return [part for part in (messages[:cut], messages[cut:]) if part]
 
 
 def api_message_payload(store: SandboxStore, message: Record) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import threading
 import time
@@ -17,8 +18,15 @@ from chatra_sandbox.auth import DEFAULT_PUBLIC_KEY, DEFAULT_SECRET_KEY, KeyCheck
 from chatra_sandbox.config import SandboxConfig
 from chatra_sandbox.connection import SandboxH11Protocol
 from chatra_sandbox.data import SandboxStore
+from chatra_sandbox.history import TrafficShape
 from chatra_sandbox.state import SandboxState
-from chatra_sandbox.webhooks import Delivery, WebhookSender, raise_api_message, simulate_chats
+from chatra_sandbox.webhooks import (
+    Delivery,
+    WebhookSender,
+    raise_api_message,
+    simulate_chats,
+    simulate_history,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -146,6 +154,7 @@ class SandboxServer:
         )
         self._webhooks = WebhookSender(webhook_url, pause=webhook_pause) if webhook_url else None
         self._simulated = 0
+        self._conversations: list[Conversation] = []
         on_message_created = (
             functools.partial(raise_api_message, self.store, self._webhooks)
             if self._webhooks
@@ -309,7 +318,43 @@ class SandboxServer:
             self.store, self._webhooks, count, first_index=self._simulated
         )
         self._simulated += count
+        self._conversations.extend(conversations)
         return conversations
+
+    def simulate_history(
+        self, days: int, chats_per_day: int, *, end: dt.datetime | None = None, **shape: float
+    ) -> list[Conversation]:
+        """Play out ``days`` days of realistic chats ending at ``end`` (default: now).
+
+        Agents, response delays drawn from a log-normal distribution, unanswered chats and
+        returning clients (see ``chatra_sandbox.history``); every message carries
+        ``createdAt``. ``shape`` sets the other fields of ``TrafficShape``.
+
+        Returns:
+            The conversations, oldest first, once every one of their webhooks was delivered
+            or given up.
+
+        Raises:
+            RuntimeError: If the sandbox was made without a ``webhook_url``.
+            ValueError: For fewer than one day or one chat a day.
+        """
+        if self._webhooks is None:
+            msg = "A simulated history needs a webhook_url to send its events to."
+            raise RuntimeError(msg)
+        end = end or dt.datetime.now(dt.UTC)
+        end_ms = int(end.timestamp() * 1000)
+        traffic = TrafficShape(days=days, chats_per_day=chats_per_day, end_ms=end_ms, **shape)
+        conversations = simulate_history(self.store, self._webhooks, traffic)
+        self._conversations.extend(conversations)
+        return conversations
+
+    def conversations(self) -> list[Conversation]:
+        """Every chat simulated so far (``simulate_chats`` and ``simulate_history``), in order.
+
+        This is the sandbox's own chat log: each conversation's client, its messages as stored
+        (with their ``createdAt``) and how its webhooks spelled them.
+        """
+        return list(self._conversations)
 
     def webhook_deliveries(self) -> list[Delivery]:
         """Every webhook delivered or given up so far (event name, status, attempts)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatra_sandbox.conversations import Conversation, api_message_payload, new_conversation
+from chatra_sandbox.history import TrafficShape, history_conversations
 
 if TYPE_CHECKING:
     from chatra_sandbox.data import Record, SandboxStore
@@ -127,12 +128,29 @@ def simulate_chats(
     Returns:
         The conversations, once every event has been delivered or given up.
     """
-    conversations = []
-    for index in range(first_index, first_index + count):
-        conversation = new_conversation(store, index)
+    indexes = range(first_index, first_index + count)
+    conversations = [new_conversation(store, index) for index in indexes]
+    return send_conversations(store, sender, conversations)
+
+
+def simulate_history(
+    store: SandboxStore, sender: WebhookSender, shape: TrafficShape
+) -> list[Conversation]:
+    """Make the chats of a history (see ``chatra_sandbox.history``), then queue their events.
+
+    Returns:
+        The conversations, oldest first, once every event has been delivered or given up.
+    """
+    return send_conversations(store, sender, history_conversations(store, shape))
+
+
+def send_conversations(
+    store: SandboxStore, sender: WebhookSender, conversations: list[Conversation]
+) -> list[Conversation]:
+    """Queue every event of each conversation in turn; return them once all are out."""
+    for conversation in conversations:
         for payload in conversation.events(store.agents):
             sender.send(payload)
-        conversations.append(conversation)
     sender.wait()
     return conversations
 

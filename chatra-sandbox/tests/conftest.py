@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from chatra_sandbox import SandboxServer
 
@@ -90,3 +93,58 @@ def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         if r.name.startswith("uvicorn") and r.levelno >= logging.WARNING
     ]
     assert problems == []
+
+
+class Receiver:
+    """A local HTTP endpoint that records every JSON body POSTed to it (a webhook receiver)."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.attempts = 0
+        self.fail_first = fail_first
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                body = json.loads(self.rfile.read(length))
+                receiver.attempts += 1
+                if receiver.attempts <= receiver.fail_first:
+                    self.send_response(503)
+                else:
+                    receiver.bodies.append(body)
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/chatra/token"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., Receiver]]:
+    """Start receivers (`fail_first=N` answers the first N attempts 503); all closed after."""
+    started: list[Receiver] = []
+
+    def start(fail_first: int = 0) -> Receiver:
+        server = Receiver(fail_first)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def receiver(receiver_factory: Callable[..., Receiver]) -> Receiver:
+    return receiver_factory()

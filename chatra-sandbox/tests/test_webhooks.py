@@ -2,64 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
 import requests
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 CLI = Path(sys.executable).with_name("chatra-sandbox")
-
-
-class Receiver:
-    """A local HTTP endpoint that records every JSON body POSTed to it."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.attempts = 0
-        self.fail_first = fail_first
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                body = json.loads(self.rfile.read(length))
-                receiver.attempts += 1
-                if receiver.attempts <= receiver.fail_first:
-                    self.send_response(503)
-                else:
-                    receiver.bodies.append(body)
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/chatra/token"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def test_simulated_chats_send_their_events_in_order_and_answer_rest_gets(
@@ -109,16 +60,13 @@ def test_simulated_chats_send_their_events_in_order_and_answer_rest_gets(
     assert response.json()["chatId"] == special.chat_id
 
 
-def test_same_seed_same_events(chatra_sandbox_factory):
+def test_same_seed_same_events(chatra_sandbox_factory, receiver_factory):
     received = []
     for _ in range(2):
-        receiver = Receiver()
-        try:
-            sandbox = chatra_sandbox_factory(seed=3, webhook_url=receiver.url)
-            sandbox.simulate_chats(4)
-            received.append(receiver.bodies)
-        finally:
-            receiver.close()
+        receiver = receiver_factory()
+        sandbox = chatra_sandbox_factory(seed=3, webhook_url=receiver.url)
+        sandbox.simulate_chats(4)
+        received.append(receiver.bodies)
     assert received[0] == received[1]
     assert len(received[0]) >= 4 * 3
 
@@ -144,13 +92,10 @@ def test_a_message_sent_through_the_api_raises_a_fragment(chatra_sandbox_factory
     assert message["receivedFrom"] == "crm"
 
 
-def test_a_failed_delivery_is_retried(chatra_sandbox_factory):
-    receiver = Receiver(fail_first=2)
-    try:
-        sandbox = chatra_sandbox_factory(seed=1, webhook_url=receiver.url)
-        sandbox.simulate_chats(1)
-    finally:
-        receiver.close()
+def test_a_failed_delivery_is_retried(chatra_sandbox_factory, receiver_factory):
+    receiver = receiver_factory(fail_first=2)
+    sandbox = chatra_sandbox_factory(seed=1, webhook_url=receiver.url)
+    sandbox.simulate_chats(1)
     first = sandbox.webhook_deliveries()[0]
     assert first.ok
     assert first.attempts == 3

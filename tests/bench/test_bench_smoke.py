@@ -32,7 +32,7 @@ def test_quick_benchmark_run_writes_every_figure(
     for item in ("1 tap overhead", "2 tap pacing", "3 state scaling", "4 target throughput",
                  "5 target pacing", "6 latency tolerance", "7 sliding window",
                  "8 wrong keys", "10 client refresh", "inbox sqlite", "inbox postgresql",
-                 "16 STATE volume", "18 STATE at 1M IDs"):  # fmt: skip
+                 "16 STATE volume", "18 STATE at 1M IDs", "27 dbt models"):  # fmt: skip
         assert f"| {item}" in text, f"item {item!r} missing from RESULTS.md"
     # Item 9 needs a PostgreSQL server; without one it says so instead of failing the run.
     assert "| 9 shared budget" in text or "not run: no PostgreSQL server" in text

@@ -38,6 +38,10 @@ ISOLATED_PREFIXES = (
     "TARGET_DUCKDB_",
     "TAP_JSONL_",
     "CHATRA_WEBHOOKS_",
+    "DBT_",
+    "CHATRA_ANALYTICS_",
+    "TAP_MISSED_CHATS_",
+    "TARGET_CHATRA_FOLLOW_UP_",
 )
 # Kept: the interpreter for the plugin venvs, which CI sets on Python 3.13 (see ci.yml).
 PASSED_THROUGH = {"MELTANO_PYTHON"}

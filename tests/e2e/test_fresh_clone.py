@@ -36,7 +36,13 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
 
-JOBS = ("chatra-to-warehouse", "chatra-to-postgres", "warehouse-to-chatra")
+JOBS = (
+    "chatra-to-warehouse",
+    "chatra-to-postgres",
+    "warehouse-to-chatra",
+    "follow-up-missed-chats",
+    "follow-up-missed-chats-postgres",
+)
 # tap-jsonl is in no job (the demo uses it): run on its own, into target-chatra-push.
 EXTRA_BLOCKS = ("tap-jsonl", "target-chatra-push")
 TABLES = ("messages", "pushed_messages", "clients")
@@ -54,7 +60,7 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory, meltano: MeltanoProjec
         if source.is_file():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, folder / name)
-    for plugin_type in ("extractors", "loaders"):
+    for plugin_type in ("extractors", "loaders", "utilities"):
         (folder / ".meltano").mkdir(exist_ok=True)
         (folder / ".meltano" / plugin_type).symlink_to(meltano.root / ".meltano" / plugin_type)
     return folder
@@ -102,6 +108,9 @@ def test_every_job_runs_from_a_fresh_clone(
     env = {
         **scratch_postgres_database.env("TAP_POSTGRES"),
         **scratch_postgres_database.env("TARGET_POSTGRES"),
+        # The models on PostgreSQL, and the follow-up job reading missed_chats from there.
+        **scratch_postgres_database.env("DBT_POSTGRES"),
+        **scratch_postgres_database.env("TAP_POSTGRES_MISSED_CHATS"),
         "TAP_JSONL_PATH": str(jsonl_path),
         "TAP_JSONL_STREAM_NAME": "welcome_jsonl",
         "TAP_JSONL_PRIMARY_KEYS": '["id"]',
@@ -110,6 +119,8 @@ def test_every_job_runs_from_a_fresh_clone(
         "TARGET_CHATRA_PUSH_API_URL": sandbox.api_url,
         "TAP_CHATRA_REQUESTS_PER_MINUTE": "0",
         "TARGET_CHATRA_PUSH_REQUESTS_PER_MINUTE": "0",
+        "TARGET_CHATRA_FOLLOW_UP_API_URL": sandbox.api_url,
+        "TARGET_CHATRA_FOLLOW_UP_REQUESTS_PER_MINUTE": "0",
     }
     # Neither environment names ID files: every record of the sandbox comes from these.
     paths = sandbox.write_id_files(tmp_path / "ids")
@@ -125,6 +136,7 @@ def test_every_job_runs_from_a_fresh_clone(
         env |= {
             "TAP_CHATRA_API_KEY_PAIR": sandbox.key_pair,
             "TARGET_CHATRA_PUSH_API_KEY_PAIR": sandbox.key_pair,
+            "TARGET_CHATRA_FOLLOW_UP_API_KEY_PAIR": sandbox.key_pair,
         }
     project = MeltanoProject(fresh_clone, meltano.env_file, meltano.base_env, environment)
     project.run("run", *JOBS, *EXTRA_BLOCKS, env=env, timeout=540)
@@ -134,6 +146,9 @@ def test_every_job_runs_from_a_fresh_clone(
         for table in TABLES:
             rows = conn.execute(f"SELECT id FROM chatra.{table}").fetchall()
             assert sorted(row[0] for row in rows) == expected[table]
+        # The models were built (no chats without webhooks: nothing to follow up).
+        assert conn.execute("SELECT count(*) FROM analytics.missed_chats").fetchone() == (0,)
+    assert (fresh_clone / "output" / environment / "missed_chats.jsonl").is_file()
     with scratch_postgres_database.connect() as conn:
         for table in TABLES:
             (count,) = conn.execute(f"SELECT count(*) FROM chatra.{table}").fetchone() or (0,)
