@@ -17,6 +17,9 @@ if t.TYPE_CHECKING:
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: The marts the report reads.
 MARTS = ("chats", "agent_daily", "missed_chats")
+_HAS_TABLE = (
+    "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
+)
 
 
 class ReportError(Exception):
@@ -38,45 +41,25 @@ class Warehouse(t.Protocol):
         ...
 
 
-class DuckDBWarehouse:
-    """A DuckDB file, opened read-only (a job may be writing it at the same time)."""
+class QueryWarehouse:
+    """A DuckDB file or a PostgreSQL database, through its DB-API connection (read-only)."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, where: str) -> None:
+    def __init__(self, connection: t.Any, where: str, placeholder: str) -> None:
+        # DuckDB's connection or psycopg's: both execute and fetch alike, but DuckDB marks a
+        # query parameter `?` and psycopg `%s`.
         self._connection = connection
         self.where = where
+        self._placeholder = placeholder
 
     def rows(self, sql: str) -> list[tuple[t.Any, ...]]:
         """Run `sql` and return every row."""
-        return self._connection.execute(sql).fetchall()
+        rows: list[tuple[t.Any, ...]] = self._connection.execute(sql).fetchall()
+        return rows
 
     def has_table(self, schema: str, table: str) -> bool:
         """Whether `schema.table` exists."""
-        found = self._connection.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()
-        return bool(found and found[0])
-
-
-class PostgresWarehouse:
-    """A PostgreSQL database, in one read-only transaction."""
-
-    def __init__(self, connection: psycopg.Connection[tuple[t.Any, ...]], where: str) -> None:
-        self._connection = connection
-        self.where = where
-
-    def rows(self, sql: str) -> list[tuple[t.Any, ...]]:
-        """Run `sql` and return every row."""
-        return self._connection.execute(sql).fetchall()
-
-    def has_table(self, schema: str, table: str) -> bool:
-        """Whether `schema.table` exists."""
-        found = self._connection.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = %s and table_name = %s",
-            (schema, table),
-        ).fetchone()
+        query = _HAS_TABLE.replace("?", self._placeholder)
+        found = self._connection.execute(query, (schema, table)).fetchone()
         return bool(found and found[0])
 
 
@@ -125,7 +108,7 @@ def _open_duckdb(path: Path) -> Iterator[Warehouse]:
         msg = f"Cannot open {path} with DuckDB: {_first_line(error)}"
         raise ReportError(msg) from None
     with connection:
-        yield DuckDBWarehouse(connection, str(path))
+        yield QueryWarehouse(connection, str(path), "?")
 
 
 @contextlib.contextmanager
@@ -148,7 +131,7 @@ def _open_postgres(url: str) -> Iterator[Warehouse]:
         raise ReportError(msg) from None
     with connection:
         connection.read_only = True
-        yield PostgresWarehouse(connection, where)
+        yield QueryWarehouse(connection, where, "%s")
 
 
 def open_warehouse(

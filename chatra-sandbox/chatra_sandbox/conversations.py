@@ -43,7 +43,7 @@ _CLIENT_LINES = (
     'It says "payment declined"\nbut my card works.',
     "OK, thanks.",
 )
-_AGENT_LINES = (
+AGENT_LINES = (
     "Hello! Let me look that up.",
     "I have refunded the second charge.",
     "Sure, here is the return label: https://example.com/r/9",
@@ -171,7 +171,7 @@ def new_conversation(store: SandboxStore, index: int) -> Conversation:
     agent = rng.choice(agents)
     created = _CHATS_START_MS + index * 3_600_000
     client_lines = rng.sample(_CLIENT_LINES, rng.randrange(1, 4))
-    agent_lines = rng.sample(_AGENT_LINES, len(client_lines))
+    agent_lines = rng.sample(AGENT_LINES, len(client_lines))
     messages: list[Record] = []
     for client_line, agent_line in zip(client_lines, agent_lines, strict=True):
         for kind, text in (("client", client_line), ("agent", agent_line)):

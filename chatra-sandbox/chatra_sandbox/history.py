@@ -22,7 +22,12 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chatra_sandbox.conversations import Conversation, payload_style, split_into_fragments
+from chatra_sandbox.conversations import (
+    AGENT_LINES,
+    Conversation,
+    payload_style,
+    split_into_fragments,
+)
 from chatra_sandbox.generate import UNDOCUMENTED_KEY, make_client, plain_client_id
 
 if TYPE_CHECKING:
@@ -61,14 +66,7 @@ _CLIENT_REPLIES = (
     "Still nothing here...",
     "Great 👍",
 )
-_AGENT_LINES = (
-    "Hello! Let me look that up.",
-    "I have refunded the second charge.",
-    "Sure, here is the return label: https://example.com/r/9",
-    "Ja, der Code gilt bis Sonntag.",
-    "Anything else I can help with?",
-    "Your parcel left our warehouse yesterday.",
-)
+_AGENT_LINES = (*AGENT_LINES, "Your parcel left our warehouse yesterday.")
 
 
 @dataclass(frozen=True)
