@@ -171,7 +171,14 @@ class IdState:
     def mark_failing(self, record_id: str, now: int, reason: str) -> int:
         """Set the ID aside after its retries ran out; return how many runs in a row failed."""
         failures = self.failures(record_id) + 1
-        self._failing.put(record_id, now // MINUTE, f"{failures}:{reason[:_MAX_REASON]}")
+        # A clock that went back (STATE from another machine) must not hide the failure
+        # behind a fetch stamped in a later minute: it is set aside no earlier than that.
+        minute = max(
+            now // MINUTE,
+            self._fetched.minute(record_id) or 0,
+            self._missing.minute(record_id) or 0,
+        )
+        self._failing.put(record_id, minute, f"{failures}:{reason[:_MAX_REASON]}")
         self._bookmark["failing"] = self._failing
         return failures
 

@@ -189,7 +189,8 @@ def test_per_id_state_of_any_content_plans_and_records_without_error(maps, recor
         when = now + 2 * step
         state.mark_failing(record_id, when, "HTTP 503")
         assert state.failures(record_id) >= 1
-        assert state.failing_at(record_id) == when // 60 * 60  # kept to the minute
+        # Kept to the minute, and never before a fetch the STATE stamped later (clock skew).
+        assert state.failing_at(record_id) >= when // 60 * 60
         state.mark_fetched(record_id, when + 1)
         assert state.failing_at(record_id) is None
     assert isinstance(json.loads(serialize_json(bookmark)), dict)

@@ -227,6 +227,15 @@ def test_failing_ids_are_grouped_by_minute_with_count_and_reason_and_read_in_bot
     assert "failing" not in untouched
 
 
+def test_a_failure_after_the_clock_went_back_is_still_counted() -> None:
+    # STATE from a machine whose clock ran ahead: "A" was fetched in minute 100.
+    bookmark: dict[str, object] = {"fetched": {minute_key(100): ["A"]}}
+    state = IdState(bookmark, logger=LOGGER)
+    assert state.mark_failing("A", 60, "HTTP 503") == 1
+    assert (state.failing_at("A"), state.failures("A")) == (6_000, 1)
+    assert state.mark_failing("A", 120, "HTTP 503") == 2
+
+
 def test_id_state_survives_garbage_state(caplog) -> None:
     bookmark = {"fetched": ["not", "a", "map"], "missing": {"A": "soon"}}
     state = IdState(bookmark, logger=LOGGER)
