@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 import pytest
+from filelock import FileLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -150,17 +151,53 @@ def _child_process(parent: psutil.Process, executable: str) -> psutil.Process | 
     return None
 
 
+def _install_once(project: MeltanoProject, shared: Path) -> None:
+    """`meltano install` into the repository's .meltano/, once for all parallel workers."""
+    with FileLock(shared / "meltano-install.lock"):
+        done = shared / "meltano-installed"
+        if done.exists():
+            return
+        started = time.monotonic()
+        project.run("install", timeout=INSTALL_TIMEOUT)
+        print(f"\nmeltano install took {time.monotonic() - started:.1f} s")
+        done.touch()
+
+
+def _private_sys_dir(folder: Path) -> Path:
+    """A .meltano/ of this worker's own that shares the installed plugins, read-only.
+
+    Meltano writes each run's state.json and catalog into `run/<plugin>/`, one folder per
+    plugin: two workers running tap-chatra at once in one .meltano/ would read each other's.
+    """
+    sys_dir = folder / "sys"
+    sys_dir.mkdir()
+    for installed in (REPO_ROOT / ".meltano").iterdir():
+        if installed.is_dir() and installed.name not in {"run", "logs"}:
+            (sys_dir / installed.name).symlink_to(installed)
+    return sys_dir
+
+
 @pytest.fixture(scope="session")
 def meltano(tmp_path_factory: pytest.TempPathFactory) -> MeltanoProject:
-    """The Meltano project with every plugin installed (`meltano install`, once a session)."""
+    """The Meltano project with every plugin installed (`meltano install`, once a test run).
+
+    Each pytest-xdist worker then runs Meltano with a system database and run folders of its
+    own (MELTANO_SYS_DIR_ROOT), over the one set of plugin venvs.
+    """
     folder = tmp_path_factory.mktemp("meltano")
     env_file = folder / "empty.env"
     env_file.write_text("", encoding="utf-8")
     base_env = isolated_environ(MELTANO_DATABASE_URI=f"sqlite:///{folder / 'meltano.db'}")
     project = MeltanoProject(REPO_ROOT, env_file, base_env)
-    started = time.monotonic()
-    project.run("install", timeout=INSTALL_TIMEOUT)
-    print(f"\nmeltano install took {time.monotonic() - started:.1f} s")
+    # The folder all workers of this run share (the base temp folder of one worker without xdist).
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    _install_once(project, shared)
+    project.base_env["MELTANO_SYS_DIR_ROOT"] = str(_private_sys_dir(folder))
+    # A run whose pip_url expands differently (a copy of the project elsewhere) would otherwise
+    # reinstall the shared venvs while other workers run them.
+    project.base_env["MELTANO_AUTO_INSTALL"] = "false"
     return project
 
 

@@ -66,6 +66,11 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory, meltano: MeltanoProjec
     return folder
 
 
+def clone_environ(meltano: MeltanoProject) -> dict[str, str]:
+    """The test environment, with the clone's own .meltano/ rather than this worker's."""
+    return {k: v for k, v in meltano.base_env.items() if k != "MELTANO_SYS_DIR_ROOT"}
+
+
 def outreach_rows(database: PostgresDatabase, clients: list[str], environment: str) -> list[str]:
     texts = [f"{environment}: from the warehouse to {client}" for client in clients]
     with database.connect() as conn:
@@ -138,7 +143,7 @@ def test_every_job_runs_from_a_fresh_clone(
             "TARGET_CHATRA_PUSH_API_KEY_PAIR": sandbox.key_pair,
             "TARGET_CHATRA_FOLLOW_UP_API_KEY_PAIR": sandbox.key_pair,
         }
-    project = MeltanoProject(fresh_clone, meltano.env_file, meltano.base_env, environment)
+    project = MeltanoProject(fresh_clone, meltano.env_file, clone_environ(meltano), environment)
     project.run("run", *JOBS, *EXTRA_BLOCKS, env=env, timeout=540)
 
     warehouse = fresh_clone / "output" / environment / "warehouse.duckdb"
@@ -176,7 +181,7 @@ def test_dev_runs_from_a_fresh_clone_pointed_at_another_chatra(
         "TAP_CHATRA_CLIENT_IDS_FILE": str(own_ids),
         "TAP_CHATRA_WEBHOOK_INBOX_URL": "",
     }
-    project = MeltanoProject(fresh_clone, meltano.env_file, meltano.base_env, "dev")
+    project = MeltanoProject(fresh_clone, meltano.env_file, clone_environ(meltano), "dev")
     result = project.run("invoke", "--no-install", "tap-chatra", env=env)
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     clients = {m["record"]["id"] for m in records if m["type"] == "RECORD"}
