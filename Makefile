@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PACKAGES := chatra-analytics chatra-client chatra-sandbox chatra-webhooks tap-chatra target-chatra-push
 STAMP := $(VENV)/.installed
+# uv (pinned in constraints.txt like the rest) installs the packages in seconds where pip
+# takes a minute.
 
 .PHONY: install browser test lint typecheck pytest demo bench soak constraints dist clean
 
@@ -12,8 +14,8 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed: run 'make PYTHON=python3.11 ...'"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install --quiet \
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt \
 		$(foreach p,$(PACKAGES),-e ./$(p)) -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -30,8 +32,12 @@ typecheck: install
 browser: install
 	$(BIN)/python scripts/ensure_chromium.py
 
+# Four workers on two cores: many tests wait on a subprocess, a server or a database. Each
+# worker takes the next test when it is free, the end-to-end ones first (conftest.py). The
+# ten slowest tests are listed at the end.
+PYTEST_WORKERS ?= 4
 pytest: install browser
-	$(BIN)/pytest -m "not soak"
+	$(BIN)/pytest -m "not soak" --numprocesses=$(PYTEST_WORKERS) --dist=load --durations=10
 
 test: lint typecheck pytest
 
