@@ -32,12 +32,14 @@ typecheck: install
 browser: install
 	$(BIN)/python scripts/ensure_chromium.py
 
-# Four workers on two cores: many tests wait on a subprocess, a server or a database. Each
-# worker takes the next test when it is free, the end-to-end ones first (conftest.py). The
-# ten slowest tests are listed at the end.
+# Four workers on two cores: many tests wait on a subprocess, a server or a database. A free
+# worker takes the next test, one at a time, the long ones first (conftest.py); the ten
+# slowest are listed. The few tests that measure a pace or a rate (`timing`) run afterwards,
+# when nothing else competes for the cores.
 PYTEST_WORKERS ?= 4
 pytest: install browser
-	$(BIN)/pytest -m "not soak" --numprocesses=$(PYTEST_WORKERS) --dist=load --durations=10
+	$(BIN)/pytest -m "not soak and not timing" --numprocesses=$(PYTEST_WORKERS) --dist=load --maxschedchunk=1 --durations=10
+	$(BIN)/pytest -m "timing and not soak" --numprocesses=2 --dist=load
 
 test: lint typecheck pytest
 

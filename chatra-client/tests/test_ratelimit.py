@@ -228,6 +228,7 @@ def test_processes_with_the_same_keys_share_the_budget(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.timing
 def test_threads_pacing_against_a_sliding_window_sandbox_see_no_429_and_use_the_budget(
     chatra_sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:

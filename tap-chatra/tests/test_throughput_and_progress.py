@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
+
 from tap_chatra.tap import TapChatra
+
+pytestmark = pytest.mark.timing
 
 
 def test_latency_does_not_slow_the_paced_rate(chatra_sandbox_factory, kit) -> None:

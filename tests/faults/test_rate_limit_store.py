@@ -82,6 +82,7 @@ def assert_within_and_using_the_limit(sandbox: SandboxServer, expected: int) -> 
     assert 0.95 <= utilization <= 1.0, utilization
 
 
+@pytest.mark.timing
 def test_three_processes_share_one_budget_through_postgresql(
     strict_sandbox: SandboxServer, postgres_database: PostgresDatabase
 ) -> None:
@@ -108,6 +109,7 @@ def test_three_processes_share_one_budget_through_postgresql(
     assert len(strict_sandbox.sends()) == 20
 
 
+@pytest.mark.timing
 def test_a_tap_and_a_target_running_together_share_one_budget_through_postgresql(
     plugins: Plugins, strict_sandbox: SandboxServer, postgres_database: PostgresDatabase
 ) -> None:
@@ -136,6 +138,7 @@ def test_a_tap_and_a_target_running_together_share_one_budget_through_postgresql
     assert_within_and_using_the_limit(strict_sandbox, 60)
 
 
+@pytest.mark.timing
 def test_limiters_on_their_own_connections_take_turns(
     postgres_database: PostgresDatabase,
 ) -> None:
