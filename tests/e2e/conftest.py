@@ -68,9 +68,13 @@ class MeltanoProject:
     env_file: Path
     base_env: dict[str, str]
     environment: str = "dev"
+    #: Whether `meltano run` and `invoke` may install a plugin (Meltano's default).
+    installs: bool = True
 
     def command(self, *args: str) -> list[str]:
         """The full `meltano` command line (in `environment`, no .env) for `args`."""
+        if not self.installs and args[:1] in (("run",), ("invoke",)) and "--no-install" not in args:
+            args = (args[0], "--no-install", *args[1:])
         return [
             str(BIN / "meltano"),
             f"--environment={self.environment}",
@@ -195,9 +199,10 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> MeltanoProject:
         shared = shared.parent
     _install_once(project, shared)
     project.base_env["MELTANO_SYS_DIR_ROOT"] = str(_private_sys_dir(folder))
-    # A run whose pip_url expands differently (a copy of the project elsewhere) would otherwise
-    # reinstall the shared venvs while other workers run them.
-    project.base_env["MELTANO_AUTO_INSTALL"] = "false"
+    # Otherwise a run whose pip_url expands differently (a copy of the project elsewhere)
+    # reinstalls the shared venvs while other workers run them. (`--no-install`, since
+    # Meltano 4.4 ignores `auto_install: false`.)
+    project.installs = False
     return project
 
 

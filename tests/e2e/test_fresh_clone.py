@@ -143,7 +143,9 @@ def test_every_job_runs_from_a_fresh_clone(
             "TARGET_CHATRA_PUSH_API_KEY_PAIR": sandbox.key_pair,
             "TARGET_CHATRA_FOLLOW_UP_API_KEY_PAIR": sandbox.key_pair,
         }
-    project = MeltanoProject(fresh_clone, meltano.env_file, clone_environ(meltano), environment)
+    project = MeltanoProject(
+        fresh_clone, meltano.env_file, clone_environ(meltano), environment, installs=False
+    )
     project.run("run", *JOBS, *EXTRA_BLOCKS, env=env, timeout=540)
 
     warehouse = fresh_clone / "output" / environment / "warehouse.duckdb"
@@ -181,8 +183,10 @@ def test_dev_runs_from_a_fresh_clone_pointed_at_another_chatra(
         "TAP_CHATRA_CLIENT_IDS_FILE": str(own_ids),
         "TAP_CHATRA_WEBHOOK_INBOX_URL": "",
     }
-    project = MeltanoProject(fresh_clone, meltano.env_file, clone_environ(meltano), "dev")
-    result = project.run("invoke", "--no-install", "tap-chatra", env=env)
+    project = MeltanoProject(
+        fresh_clone, meltano.env_file, clone_environ(meltano), "dev", installs=False
+    )
+    result = project.run("invoke", "tap-chatra", env=env)
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     clients = {m["record"]["id"] for m in records if m["type"] == "RECORD"}
     assert clients == set(other.ids("clients"))

@@ -158,7 +158,9 @@ class Background:
     run: Run
 
     def finish(self, timeout: float = RUN_TIMEOUT) -> Run:
-        """Wait for the process (killing it after `timeout`) and return its run."""
+        """End its input, wait for the process (killing it after `timeout`); return its run."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         try:
             self.run.returncode = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -319,20 +321,33 @@ class Plugins:
                         stdin=source, **kwargs)  # fmt: skip
 
     def target_in_background(
-        self, config: Mapping[str, t.Any], lines: Iterable[Mapping[str, t.Any]]
+        self,
+        config: Mapping[str, t.Any],
+        lines: Iterable[Mapping[str, t.Any]],
+        *,
+        input_open: bool = False,
     ) -> Background:
-        """Start target-chatra-push on Singer messages and return at once."""
+        """Start target-chatra-push on Singer messages and return at once.
+
+        With `input_open`, the messages come through a pipe that stays open until `finish`:
+        the run keeps waiting for more (and holds its ledger) however fast it sends.
+        """
         self._runs += 1
         name = f"run{self._runs}-target-chatra-push"
         config_path = self.write_json(f"{name}.json", config)
         source = self.path(f"{name}.singer")
-        source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        source.write_text(text, encoding="utf-8")
         out, err = self.path(f"{name}.out"), self.path(f"{name}.err")
         with source.open("rb") as inp, out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(
                 [str(BIN / "target-chatra-push"), "--config", str(config_path)],
-                stdin=inp, stdout=stdout, stderr=stderr, env=clean_env(), cwd=self.folder,
+                stdin=subprocess.PIPE if input_open else inp,
+                stdout=stdout, stderr=stderr, env=clean_env(), cwd=self.folder,
             )  # fmt: skip
+        if process.stdin is not None:
+            process.stdin.write(text.encode())
+            process.stdin.flush()
         return Background(process, Run(-1, out, err, target=True))
 
     def tap_config(self, sandbox: SandboxServer, **settings: t.Any) -> dict[str, t.Any]:
