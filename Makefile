@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := chatra-analytics chatra-client chatra-sandbox chatra-webhooks tap-chatra target-chatra-push
 STAMP := $(VENV)/.installed
 # uv (pinned in constraints.txt like the rest) installs the packages in seconds where pip
-# takes a minute.
+# takes a minute (compiling the bytecode up front, as pip does).
 
 .PHONY: install browser test lint typecheck pytest demo bench soak constraints dist clean
 
@@ -15,7 +15,8 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 		{ echo "Python 3.11 or newer is needed: run 'make PYTHON=python3.11 ...'"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+		--constraint constraints.txt \
 		$(foreach p,$(PACKAGES),-e ./$(p)) -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -32,13 +33,13 @@ typecheck: install
 browser: install
 	$(BIN)/python scripts/ensure_chromium.py
 
-# Four workers on two cores: many tests wait on a subprocess, a server or a database. A free
-# worker takes the next test, one at a time, the long ones first (conftest.py); the ten
-# slowest are listed. The few tests that measure a pace or a rate (`timing`) run afterwards,
-# when nothing else competes for the cores.
+# Four workers on two cores: many tests wait on a subprocess, a server or a database. Each
+# worker starts on its share of the tests and takes over half of another's when it runs out
+# (worksteal); the ten slowest are listed. The few tests that measure a pace or a rate
+# (`timing`) run afterwards, when nothing else competes for the cores.
 PYTEST_WORKERS ?= 4
 pytest: install browser
-	$(BIN)/pytest -m "not soak and not timing" --numprocesses=$(PYTEST_WORKERS) --dist=load --maxschedchunk=1 --durations=10
+	$(BIN)/pytest -m "not soak and not timing" --numprocesses=$(PYTEST_WORKERS) --dist=worksteal --durations=10
 	$(BIN)/pytest -m "timing and not soak" --numprocesses=2 --dist=load
 
 test: lint typecheck pytest

@@ -203,16 +203,3 @@ def scratch_postgres_database(postgres_server: PostgresServer) -> Iterator[Postg
     """A database of its own for one test, dropped afterwards."""
     with postgres_server.scratch_database("chatra_test") as name:
         yield PostgresDatabase(postgres_server, name)
-
-
-#: Where the long tests live (Meltano, dbt and benchmark runs of up to two minutes each).
-LONG_TESTS = ("tests/e2e/", "tests/bench/")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long tests first, the rest in their order.
-
-    Under pytest-xdist every worker then starts on a long test and the short ones fill the
-    gaps, instead of one worker finishing the suite alone with the last long test.
-    """
-    items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))
