@@ -6,6 +6,10 @@ cluster started with `initdb`/`pg_ctl` (as an unprivileged user when running as 
 PostgreSQL refuses to run as root), else the tests that need it are skipped with the reason.
 Each test session works in its own database, dropped at the end. (The webhook inbox's
 fixture, `webhook_inbox_factory`, is the pytest plugin `chatra_webhooks.testing`.)
+
+Also: test reports travel from pytest-xdist's workers as UTF-8, so a lone surrogate in a
+captured log line (a test that feeds arbitrary bytes) is escaped before it is sent, rather
+than ending the whole run with an internal error.
 """
 
 from __future__ import annotations
@@ -90,6 +94,30 @@ class PostgresDatabase:
             f"{prefix}_PASSWORD": "",
             f"{prefix}_DATABASE": self.name,
         }
+
+
+def utf8_safe(value: object) -> object:
+    """`value` with every string that UTF-8 cannot encode (lone surrogates) escaped."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {utf8_safe(key): utf8_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(utf8_safe(item) for item in value)
+    return value
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(
+    config: pytest.Config, report: pytest.CollectReport | pytest.TestReport
+) -> Iterator[None]:
+    """The report as pytest-xdist sends it, with lone surrogates escaped."""
+    data = yield
+    return utf8_safe(data)
 
 
 def _answers(host: str, port: int, user: str) -> str | None:
