@@ -75,6 +75,13 @@ def _grid(top: float) -> list[tuple[float, str]]:
     return lines
 
 
+def _column_chart(name: str, top: float, rects: list[Rect], labels: list[Label]) -> Chart:
+    """Columns over the full width, a grid up to `top`, their labels under the plot."""
+    return Chart(
+        name, WIDTH, PLOT_TOP + PLOT_HEIGHT + LABEL_SPACE, _grid(top), PLOT_LEFT, rects, labels
+    )
+
+
 def chats_per_day(days: list[DayChats]) -> Chart:
     """Stacked bars per day: answered, unanswered and agent-only chats."""
     top = nice_ceiling(max((day.total for day in days), default=0))
@@ -110,15 +117,7 @@ def chats_per_day(days: list[DayChats]) -> Chart:
             labels.append(
                 Label(x + bar / 2, PLOT_TOP + PLOT_HEIGHT + 16, day.day.strftime("%d %b"))
             )
-    return Chart(
-        "chats-per-day",
-        WIDTH,
-        PLOT_TOP + PLOT_HEIGHT + LABEL_SPACE,
-        _grid(top),
-        PLOT_LEFT,
-        rects,
-        labels,
-    )
+    return _column_chart("chats-per-day", top, rects, labels)
 
 
 def response_times(buckets: list[ResponseBucket]) -> Chart:
@@ -142,15 +141,7 @@ def response_times(buckets: list[ResponseBucket]) -> Chart:
             )
         )
         labels.append(Label(x + bar / 2, PLOT_TOP + PLOT_HEIGHT + 16, bucket.label))
-    return Chart(
-        "response-times",
-        WIDTH,
-        PLOT_TOP + PLOT_HEIGHT + LABEL_SPACE,
-        _grid(top),
-        PLOT_LEFT,
-        rects,
-        labels,
-    )
+    return _column_chart("response-times", top, rects, labels)
 
 
 def agent_load(agents: list[AgentLoad]) -> Chart:

@@ -226,18 +226,24 @@ class SandboxSettings:
             "TAP_CHATRA_WEBHOOK_INBOX_URL": "",
         }
 
-    def target(self, sandbox: SandboxServer) -> dict[str, str]:
-        """target-chatra-push: the sandbox's URL and keys; every file it writes in the folder."""
-        folder = self.folder / "chatra-push"
+    def target(
+        self,
+        sandbox: SandboxServer,
+        prefix: str = "TARGET_CHATRA_PUSH",
+        subfolder: str = "chatra-push",
+    ) -> dict[str, str]:
+        """target-chatra-push (or a plugin inheriting it, by its variables' `prefix`): the
+        sandbox's URL and keys; every file it writes in `subfolder` of the folder."""
+        folder = self.folder / subfolder
         return {
-            "TARGET_CHATRA_PUSH_API_URL": sandbox.api_url,
-            "TARGET_CHATRA_PUSH_API_KEY_PAIR": sandbox.key_pair,
-            "TARGET_CHATRA_PUSH_REQUESTS_PER_MINUTE": "0",
-            "TARGET_CHATRA_PUSH_LEDGER_PATH": str(folder / "ledger.sqlite"),
-            "TARGET_CHATRA_PUSH_DEAD_LETTER_PATH": str(folder / "dead-letter.jsonl"),
-            "TARGET_CHATRA_PUSH_PREVIEW_PATH": str(folder / "preview.jsonl"),
-            "TARGET_CHATRA_PUSH_REPORT_PATH": str(folder / "report.json"),
-            "TARGET_CHATRA_PUSH_SENT_IDS_PATH": str(folder / "sent-ids.txt"),
+            f"{prefix}_API_URL": sandbox.api_url,
+            f"{prefix}_API_KEY_PAIR": sandbox.key_pair,
+            f"{prefix}_REQUESTS_PER_MINUTE": "0",
+            f"{prefix}_LEDGER_PATH": str(folder / "ledger.sqlite"),
+            f"{prefix}_DEAD_LETTER_PATH": str(folder / "dead-letter.jsonl"),
+            f"{prefix}_PREVIEW_PATH": str(folder / "preview.jsonl"),
+            f"{prefix}_REPORT_PATH": str(folder / "report.json"),
+            f"{prefix}_SENT_IDS_PATH": str(folder / "sent-ids.txt"),
         }
 
     @property

@@ -141,20 +141,6 @@ def dbt_folders(prefix: str, folder: Path) -> dict[str, str]:
     }
 
 
-def follow_up_env(sandbox: SandboxServer, folder: Path) -> dict[str, str]:
-    files = folder / "follow-up"
-    return {
-        "TARGET_CHATRA_FOLLOW_UP_API_URL": sandbox.api_url,
-        "TARGET_CHATRA_FOLLOW_UP_API_KEY_PAIR": sandbox.key_pair,
-        "TARGET_CHATRA_FOLLOW_UP_REQUESTS_PER_MINUTE": "0",
-        "TARGET_CHATRA_FOLLOW_UP_LEDGER_PATH": str(files / "ledger.sqlite"),
-        "TARGET_CHATRA_FOLLOW_UP_DEAD_LETTER_PATH": str(files / "dead-letter.jsonl"),
-        "TARGET_CHATRA_FOLLOW_UP_PREVIEW_PATH": str(files / "preview.jsonl"),
-        "TARGET_CHATRA_FOLLOW_UP_REPORT_PATH": str(files / "report.json"),
-        "TARGET_CHATRA_FOLLOW_UP_SENT_IDS_PATH": str(files / "sent-ids.txt"),
-    }
-
-
 @dataclass
 class Traffic:
     sandbox: SandboxServer
@@ -179,14 +165,12 @@ def traffic(
     return Traffic(sandbox, inbox)
 
 
-def run_env(
-    traffic: Traffic, settings: SandboxSettings, engine: Engine, folder: Path
-) -> dict[str, str]:
+def run_env(traffic: Traffic, settings: SandboxSettings, engine: Engine) -> dict[str, str]:
     return {
         **settings.tap(traffic.sandbox),
         **traffic.inbox.tap_env(),
         **engine.env,
-        **follow_up_env(traffic.sandbox, folder),
+        **settings.target(traffic.sandbox, "TARGET_CHATRA_FOLLOW_UP", "follow-up"),
     }
 
 
@@ -353,7 +337,7 @@ def test_duckdb_models_report_and_follow_ups_close_the_loop(
     tmp_path: Path,
 ) -> None:
     engine = duckdb_engine(tmp_path)
-    env = run_env(traffic, sandbox_settings, engine, tmp_path)
+    env = run_env(traffic, sandbox_settings, engine)
     suffix = uuid.uuid4().hex[:8]
     meltano.run("run", f"--state-id-suffix={suffix}", engine.job, env=env)
 
@@ -387,7 +371,7 @@ def test_postgres_models_report_and_follow_ups(
     tmp_path: Path,
 ) -> None:
     engine = postgres_engine(scratch_postgres_database, tmp_path)
-    env = run_env(traffic, sandbox_settings, engine, tmp_path)
+    env = run_env(traffic, sandbox_settings, engine)
     suffix = uuid.uuid4().hex[:8]
     meltano.run("run", f"--state-id-suffix={suffix}", engine.job, env=env)
 
