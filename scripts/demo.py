@@ -460,7 +460,7 @@ def run_demo() -> None:
             count = len(path.read_text(encoding="utf-8").splitlines())
             info(f"{count} IDs in {path.relative_to(ROOT)}")
 
-        step("Chatra -> warehouse: meltano run chatra-to-warehouse (tap, DuckDB, dbt run, test)")
+        step("Chatra -> warehouse: meltano run chatra-to-warehouse (tap, DuckDB, dbt build)")
         meltano("chatra-to-warehouse", "run", "chatra-to-warehouse", env=env)
         show_warehouse()
         show_conversations()

@@ -349,11 +349,10 @@ def test_duckdb_models_report_and_follow_ups_close_the_loop(
 
     # The loop closes: the next load reads the follow-ups back (their webhooks and their IDs),
     # the missed chats are gone (so the next follow-up run has nothing to send) and the chats
-    # themselves are unchanged. (The job's blocks without `dbt test`: one dbt start less.)
+    # themselves are unchanged.
     before = engine.mart("chats", "chat_key, messages, status")
     sent = len(follow_up_sends(traffic.sandbox))
-    load_and_build = ("tap-chatra", "target-duckdb", "dbt-duckdb:run")
-    meltano.run("run", f"--state-id-suffix={suffix}", *load_and_build, env=env)
+    meltano.run("run", f"--state-id-suffix={suffix}", engine.job, env=env)
     assert missed_keys(engine) == set()
     assert sorted(engine.mart("chats", "chat_key, messages, status")) == sorted(before)
     followed = engine.mart("chats", "chat_key, followed_up_at is not null")
