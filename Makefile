@@ -7,15 +7,11 @@ PACKAGES := chatra-analytics chatra-client chatra-sandbox chatra-webhooks tap-ch
 STAMP := $(VENV)/.installed
 # uv (pinned in constraints.txt like the rest) installs the packages in seconds where pip
 # takes a minute (compiling the bytecode up front, as pip does).
-# Every uv install under make compiles the bytecode up front, the Meltano plugin venvs that
-# `meltano install` builds with uv included (uv does not, unless asked). Where
-# PYTHONDONTWRITEBYTECODE is set, as in many container images, a module without a .pyc is
-# compiled again in every process that imports it: about 2 s of CPU for each start of dbt
-# or of a plugin, thousands of times in `make test`.
-export UV_COMPILE_BYTECODE := 1
-# The same for this repository's own packages, installed editable: their .pyc files go to
-# their __pycache__/ folders (ignored by git), brought up to date before every command.
-COMPILE_SOURCES = $(BIN)/python -m compileall -q -j 0 $(PACKAGES) tests bench scripts conftest.py
+# Python keeps the bytecode of each module it compiles, in __pycache__/ (ignored by git), for
+# every command run by make, whatever the shell says: where PYTHONDONTWRITEBYTECODE is set, as
+# in many container images, each process compiled its imports from source again (dbt, Meltano,
+# every plugin: about 2 s of CPU for each start of dbt), thousands of times in `make test`.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install browser test lint typecheck pytest demo bench soak constraints dist clean
 
@@ -48,18 +44,15 @@ browser: install
 # (`timing`) run afterwards, when nothing else competes for the cores.
 PYTEST_WORKERS ?= 4
 pytest: install browser
-	$(COMPILE_SOURCES)
 	$(BIN)/pytest -m "not soak and not timing" --numprocesses=$(PYTEST_WORKERS) --dist=worksteal --durations=10
 	$(BIN)/pytest -m "timing and not soak" --numprocesses=2 --dist=load
 
 test: lint typecheck pytest
 
 demo: install
-	$(COMPILE_SOURCES)
 	$(BIN)/python scripts/demo.py
 
 bench: install
-	$(COMPILE_SOURCES)
 	$(BIN)/python bench/run.py
 
 soak: install
