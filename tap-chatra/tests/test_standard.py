@@ -1,4 +1,5 @@
-"""The Singer SDK's standard tap tests against a sandbox (every test applies; none excluded)."""
+"""The Singer SDK's standard tap tests against a sandbox (every test applies; one parameter is
+left out, below)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import typing as t
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from singer_sdk.testing.runners import TapTestRunner
+from singer_sdk.testing.templates import AttributeTestTemplate
 
 from chatra_sandbox import SandboxServer
 from tap_chatra.tap import TapChatra
@@ -21,6 +23,12 @@ SUITE = SuiteConfig(max_records_limit=150)
 _COLLECTION_CONFIG = {"api_key_pair": "collect:only", "api_url": "http://127.0.0.1:9/api"}
 
 StandardTests = get_tap_test_class(TapChatra, config=_COLLECTION_CONFIG, suite_config=SUITE)
+# A pushed message never carries a file (Chatra's API posts text only; the sandbox has none), so
+# "pushed_messages.file is an object" has no value to check and would fail on "no records".
+_OBJECT_TEST = "test_tap_stream_attribute_is_object"
+StandardTests.params[_OBJECT_TEST] = [
+    param for param in StandardTests.params[_OBJECT_TEST] if param.id != "pushed_messages.file"
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +39,16 @@ def standard_sandbox() -> Iterator[SandboxServer]:
 
 class TestTapChatraStandard(StandardTests):
     """Discovery, CLI, connection test, valid final STATE and every per-stream check."""
+
+    @pytest.fixture(autouse=True)
+    def _each_attribute_test_reads_its_own_attribute(self, request: pytest.FixtureRequest) -> None:
+        """The SDK (0.54) runs every parameter of an attribute test on one template object,
+        which caches the values it read (`non_null_attribute_values`): each parameter after the
+        first in a process checked the first one's attribute, and a parameter that ran first
+        checked its own. Forget the cache before each test, so each checks its own."""
+        template = getattr(request.function, "__self__", None)
+        if isinstance(template, AttributeTestTemplate):
+            vars(template).pop("non_null_attribute_values", None)
 
     @pytest.fixture(scope="class")
     @classmethod
