@@ -8,13 +8,10 @@ import json
 import logging
 import signal
 from contextlib import redirect_stdout
-from functools import cached_property
 
 import pytest
 from singer_sdk import Stream
 from singer_sdk.plugin_base import PluginBase
-from singer_sdk.testing import get_tap_test_class
-from singer_sdk.testing.templates import AttributeTestTemplate
 
 from tap_chatra.id_map import IdMap
 from tap_chatra.state_flush import StateSizeWriter
@@ -225,17 +222,3 @@ def test_request_metrics_go_to_debug_and_one_summary_line(
     debug = request_metrics(logging.DEBUG)
     assert len(debug) == len(ids)
     assert all('"endpoint":"/messages/{id}"' in line for line in debug)
-
-
-def test_the_standard_attribute_tests_still_share_one_caching_template() -> None:
-    """test_standard.py forgets `non_null_attribute_values` before each attribute test, since
-    the SDK runs every parameter on one template object that caches it. If the SDK stops doing
-    either, that fixture no longer does anything and can go."""
-    tests = get_tap_test_class(
-        TapChatra, config={"api_key_pair": "collect:only", "api_url": "http://127.0.0.1:9/api"}
-    )
-
-    assert isinstance(vars(AttributeTestTemplate)["non_null_attribute_values"], cached_property)
-    template = tests.test_tap_stream_attribute_is_object.__self__
-    assert isinstance(template, AttributeTestTemplate)
-    assert len(tests.params["test_tap_stream_attribute_is_object"]) > 1
