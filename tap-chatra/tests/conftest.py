@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from chatra_sandbox import launcher
 from chatra_sandbox.conversations import new_conversation
 from tap_chatra.id_map import read_ids
 from tap_chatra.tap import TapChatra
@@ -132,7 +133,7 @@ class Kit:
         env: dict[str, str] | None = None,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the tap-chatra executable; config and state go through files in tmp_path."""
+        """Run the tap-chatra executable (launcher); config and state go through tmp_path."""
         command = [TAP_EXECUTABLE, *args]
         if config is not None:
             config_path = self.tmp_path / "config.json"
@@ -142,22 +143,15 @@ class Kit:
             state_path = self.tmp_path / "state.json"
             state_path.write_text(json.dumps(state))
             command += ["--state", str(state_path)]
-        return subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=self.environment(env),
-            check=False,
-        )
+        return launcher.run(command, text=True, timeout=timeout, env=self.environment(env))
 
-    def start(self, config: dict[str, t.Any], *, stderr: int) -> subprocess.Popen[str]:
+    def start(self, config: dict[str, t.Any], *, stderr: int) -> launcher.ScriptProcess:
         """Start the tap-chatra executable with `config` (a file in tmp_path), stdout piped."""
         config_path = self.tmp_path / "config.json"
         config_path.write_text(json.dumps(config))
-        return subprocess.Popen(
+        return launcher.start(
             [TAP_EXECUTABLE, "--config", str(config_path)],
-            stdout=subprocess.PIPE,
+            stdout=launcher.PIPE,
             stderr=stderr,
             text=True,
             env=self.environment(),

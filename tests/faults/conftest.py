@@ -1,6 +1,7 @@
-"""Fixtures for the fault-injection suite: the tap and the target run as real subprocesses.
+"""Fixtures for the fault-injection suite: the tap and the target run as processes of their own.
 
-Each plugin runs from its console script with stdout and stderr in files, against an
+Each plugin runs from its console script (through `chatra_sandbox.launcher`, which forks it
+from a server that did its imports once) with stdout and stderr in files, against an
 in-process sandbox (`chatra_sandbox_factory`), so a test can inject faults, read the request
 and send logs, and SIGKILL the plugin at a chosen moment. Only the plugin under test runs in
 the subprocess; the sandbox's own threads do not share its GIL.
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from chatra_sandbox import launcher
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -154,7 +157,7 @@ class Run:
 class Background:
     """A plugin process started by `Plugins.target_in_background`."""
 
-    process: subprocess.Popen[bytes]
+    process: launcher.ScriptProcess
     run: Run
 
     def finish(self, timeout: float = RUN_TIMEOUT) -> Run:
@@ -267,7 +270,10 @@ class Plugins:
             err.open("wb") as stderr,
             (stdin or Path(os.devnull)).open("rb") as inp,
         ):
-            process = subprocess.Popen(
+            # The repository's plugins start from the launcher's fork server (their imports
+            # done once); any other program as a subprocess.
+            spawn = launcher.start if launcher.is_script(command) else subprocess.Popen
+            process = spawn(
                 command,
                 stdin=inp,
                 stdout=stdout,
@@ -340,9 +346,9 @@ class Plugins:
         source.write_text(text, encoding="utf-8")
         out, err = self.path(f"{name}.out"), self.path(f"{name}.err")
         with source.open("rb") as inp, out.open("wb") as stdout, err.open("wb") as stderr:
-            process = subprocess.Popen(
+            process = launcher.start(
                 [str(BIN / "target-chatra-push"), "--config", str(config_path)],
-                stdin=subprocess.PIPE if input_open else inp,
+                stdin=launcher.PIPE if input_open else inp,
                 stdout=stdout, stderr=stderr, env=clean_env(), cwd=self.folder,
             )  # fmt: skip
         if process.stdin is not None:
