@@ -25,6 +25,8 @@ if t.TYPE_CHECKING:
 
     import requests
 
+    from chatra_sandbox import launcher
+
 BIN = Path(sys.executable).parent
 #: The tests' tokens: ingest tokens (a rotation's old and new one) and the read token.
 INGEST_TOKEN = "ingest-" + "a1" * 20
@@ -60,7 +62,7 @@ class InboxProcess:
     folder: Path
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=inbox_env, repr=False)
-    process: subprocess.Popen[str] | None = None
+    process: launcher.ScriptProcess | None = None
     url: str = ""
     starts: int = 0
     ingest_token: str = field(default=INGEST_TOKEN, repr=False)
@@ -82,9 +84,12 @@ class InboxProcess:
         command = [str(BIN / "chatra-webhooks"), "serve", "--port", "0"]
         command += ["--store", self.store_url] if self.store_url else []
         command += self.args
+        # Forked from a server that imported the inbox's modules once: see its docstring.
+        from chatra_sandbox import launcher  # noqa: PLC0415 - a test dependency, as requests
+
         with self.stderr_path.open("a", encoding="utf-8") as stderr:
-            self.process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=self.env
+            self.process = launcher.start(
+                command, stdout=launcher.PIPE, stderr=stderr, text=True, env=self.env
             )
         assert self.process.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
@@ -116,8 +121,11 @@ class InboxProcess:
 
     def export(self, path: Path) -> None:
         """`chatra-webhooks export` of every stored event to `path` (the file is replaced)."""
+        from chatra_sandbox import launcher  # noqa: PLC0415 - a test dependency, as requests
+
         command = [str(BIN / "chatra-webhooks"), "export", "--store", self.store_url]
-        subprocess.run([*command, "--output", str(path)], check=True, timeout=60, env=self.env)
+        done = launcher.run([*command, "--output", str(path)], timeout=60, env=self.env)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
 
     # HTTP helpers; `requests` is imported on use: it is a test dependency, not the inbox's.
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 import typing as t
 
 import psycopg
 import pytest
 
+from chatra_sandbox import launcher
 from chatra_webhooks.testing import BIN, InboxProcess, inbox_env
 
 if t.TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
@@ -96,13 +97,8 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Return `(*args, **env) -> finished `chatra-webhooks ARGS` process`."""
 
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "chatra-webhooks"), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=inbox_env(**env),
-            check=False,
+        return launcher.run(
+            [str(BIN / "chatra-webhooks"), *args], text=True, timeout=60, env=inbox_env(**env)
         )
 
     return run
