@@ -41,11 +41,12 @@ browser: install
 # Four workers on two cores: many tests wait on a subprocess, a server or a database. Each
 # worker starts on its share of the tests and takes over half of another's when it runs out
 # (worksteal); the ten slowest are listed. The few tests that measure a pace or a rate
-# (`timing`) run afterwards, when nothing else competes for the cores.
+# (`timing`) run afterwards, when nothing else competes for the cores: three workers, two
+# tests each, as they mostly wait.
 PYTEST_WORKERS ?= 4
 pytest: install browser
 	$(BIN)/pytest -m "not soak and not timing" --numprocesses=$(PYTEST_WORKERS) --dist=worksteal --durations=10
-	$(BIN)/pytest -m "timing and not soak" --numprocesses=2 --dist=load
+	$(BIN)/pytest -m "timing and not soak" --numprocesses=3 --dist=load
 
 test: lint typecheck pytest
 
