@@ -51,27 +51,28 @@ def test_the_environment_folder_and_arguments_are_the_commands_own(tmp_path):
     assert "TARGET_CHATRA_PUSH_LEDGER_PATH" not in os.environ
 
 
-def _target_config(tmp_path: Path, chatra_sandbox) -> Path:
+def _start_target(tmp_path: Path, sandbox, stdout: int, stderr: int) -> launcher.ScriptProcess:
+    """target-chatra-push on the sandbox, its input a pipe that stays open until closed."""
     config = {
-        "api_key_pair": chatra_sandbox.key_pair,
-        "api_url": chatra_sandbox.api_url,
+        "api_key_pair": sandbox.key_pair,
+        "api_url": sandbox.api_url,
         "ledger_path": str(tmp_path / "ledger.sqlite"),
         "report_path": str(tmp_path / "report.json"),
     }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config), encoding="utf-8")
-    return path
-
-
-def test_piped_input_reaches_the_script_and_its_end_ends_the_run(tmp_path, chatra_sandbox):
-    process = launcher.start(
-        [TARGET, "--config", _target_config(tmp_path, chatra_sandbox)],
+    return launcher.start(
+        [TARGET, "--config", path],
         stdin=launcher.PIPE,
-        stdout=launcher.PIPE,
-        stderr=launcher.PIPE,
+        stdout=stdout,
+        stderr=stderr,
         text=True,
         cwd=tmp_path,
     )
+
+
+def test_piped_input_reaches_the_script_and_its_end_ends_the_run(tmp_path, chatra_sandbox):
+    process = _start_target(tmp_path, chatra_sandbox, launcher.PIPE, launcher.PIPE)
     with pytest.raises(subprocess.TimeoutExpired):
         process.wait(timeout=0.5)  # it waits for its input
 
@@ -83,13 +84,7 @@ def test_piped_input_reaches_the_script_and_its_end_ends_the_run(tmp_path, chatr
 
 
 def test_sigkill_reaches_the_script_itself(tmp_path, chatra_sandbox):
-    process = launcher.start(
-        [TARGET, "--config", _target_config(tmp_path, chatra_sandbox)],
-        stdin=launcher.PIPE,
-        stdout=launcher.DEVNULL,
-        stderr=launcher.DEVNULL,
-        cwd=tmp_path,
-    )
+    process = _start_target(tmp_path, chatra_sandbox, launcher.DEVNULL, launcher.DEVNULL)
     assert process.poll() is None
 
     process.send_signal(signal.SIGKILL)
