@@ -210,7 +210,7 @@ def after_records(count: int) -> Callable[[Run], bool]:
 
 
 class Plugins:
-    """Runs tap-chatra and target-chatra-push as subprocesses in one test's folder."""
+    """Runs the plugins (through the launcher) and other commands in one test's folder."""
 
     row_schema = ROW_SCHEMA
     clean_env = staticmethod(clean_env)
@@ -445,5 +445,5 @@ class Plugins:
 
 @pytest.fixture
 def plugins(tmp_path: Path) -> Plugins:
-    """Runs the plugins as subprocesses in the test's temp folder."""
+    """Runs the plugins, each a process of its own, in the test's temp folder."""
     return Plugins(tmp_path)
