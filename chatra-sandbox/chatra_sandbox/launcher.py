@@ -43,7 +43,6 @@ SCRIPTS = ("tap-chatra", "target-chatra-push", "chatra-push-ledger", "chatra-web
 INTERPRETER_VARIABLES = ("PYTHON", "LC_", "LANG", "TZ")
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
-STDOUT = subprocess.STDOUT
 Stream = int | t.IO[t.Any] | None
 START_TIMEOUT = 60.0
 _MESSAGE_BYTES = 1 << 20
@@ -184,10 +183,6 @@ class ScriptProcess:
         """SIGKILL."""
         self.send_signal(signal.SIGKILL)
 
-    def terminate(self) -> None:
-        """SIGTERM."""
-        self.send_signal(signal.SIGTERM)
-
 
 def is_script(command: Sequence[str | Path]) -> bool:
     """Whether `start` runs `command`: one of `SCRIPTS` in this virtualenv."""
@@ -208,7 +203,7 @@ def start(
     """Start `command` as `subprocess.Popen` would.
 
     Each stream is None (this process's), PIPE (then the returned process's `stdin`, `stdout`
-    or `stderr`), DEVNULL, a file or a file descriptor; stderr may also be STDOUT.
+    or `stderr`), DEVNULL, a file or a file descriptor.
     """
     if not is_script(command):
         raise ValueError(f"{command[0]} is none of {', '.join(_entry_points())} in {BIN}")
@@ -224,9 +219,7 @@ def start(
     opened: list[int] = []
     for std, stream in enumerate((stdin, stdout, stderr)):
         pipe = None
-        if stream == STDOUT and std == 2:
-            fd = fds[1]
-        elif stream == PIPE:
+        if stream == PIPE:
             read, write = os.pipe()
             fd, ours = (read, write) if std == 0 else (write, read)
             opened.append(fd)
@@ -259,7 +252,6 @@ def start(
 def run(
     command: Sequence[str | Path],
     *,
-    input: str | bytes | None = None,  # noqa: A002 - subprocess.run's name
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     text: bool = False,
@@ -267,18 +259,7 @@ def run(
 ) -> subprocess.CompletedProcess[t.Any]:
     """Run `command` to its end, as `subprocess.run(..., capture_output=True)` would."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        with tempfile.TemporaryFile() as source:
-            if input is not None:
-                source.write(input.encode() if isinstance(input, str) else input)
-                source.seek(0)
-            process = start(
-                command,
-                stdin=source if input is not None else None,
-                stdout=out,
-                stderr=err,
-                env=env,
-                cwd=cwd,
-            )
+        process = start(command, stdout=out, stderr=err, env=env, cwd=cwd)
         try:
             code = process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -290,7 +271,7 @@ def run(
             file.seek(0)
             data = file.read()
             captured.append(data.decode() if text else data)
-    return subprocess.CompletedProcess([str(part) for part in command], code, *captured)
+    return subprocess.CompletedProcess(process.args, code, *captured)
 
 
 def serve() -> None:
